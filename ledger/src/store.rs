@@ -1,0 +1,155 @@
+//! RocksDB storage: the ledger's column families plus the application's.
+
+use crate::merkle::SubtreeSource;
+use crate::{Error, Result};
+use liutong_core::Digest;
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::path::Path;
+
+/// Ledger metadata: genesis digest, head height.
+pub(crate) const CF_META: &str = "meta";
+/// height (u64 BE) → canonical SignedHeader.
+pub(crate) const CF_BLOCKS: &str = "blocks";
+/// log index (u64 BE) → canonical SignedTx bytes.
+pub(crate) const CF_TXS: &str = "txs";
+/// tx id → log index (u64 BE).
+pub(crate) const CF_TX_IDS: &str = "tx_ids";
+/// first tx index of a block (u64 BE) → height (u64 BE).
+pub(crate) const CF_BLOCK_INDEX: &str = "block_index";
+/// level (u8) ‖ index (u64 BE) → hash of a complete subtree of the Merkle log.
+pub(crate) const CF_LOG: &str = "log";
+/// signer public key ‖ nonce (u64 BE) → empty.
+pub(crate) const CF_NONCES: &str = "nonces";
+
+pub(crate) const LEDGER_CFS: [&str; 7] = [CF_META, CF_BLOCKS, CF_TXS, CF_TX_IDS, CF_BLOCK_INDEX, CF_LOG, CF_NONCES];
+
+pub(crate) const META_GENESIS: &[u8] = b"genesis_digest";
+pub(crate) const META_HEAD: &[u8] = b"head_height";
+
+/// The node's RocksDB database.
+pub struct Store {
+    db: DB,
+    app_cfs: Vec<&'static str>,
+}
+
+impl Store {
+    pub fn open(path: &Path, app_cfs: &[&'static str]) -> Result<Store> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_paranoid_checks(true);
+        let cfs = LEDGER_CFS
+            .iter()
+            .chain(app_cfs)
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(Store {
+            db,
+            app_cfs: app_cfs.to_vec(),
+        })
+    }
+
+    pub fn app_column_families(&self) -> &[&'static str] {
+        &self.app_cfs
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::Store(format!("unknown column family {name}")))
+    }
+
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+    }
+
+    /// Every (key, value) of a column family in key order.
+    pub fn scan(&self, cf: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan_from(cf, &[], usize::MAX)
+    }
+
+    /// Up to `limit` entries with key ≥ `start`.
+    pub fn scan_from(&self, cf: &str, start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, rocksdb::Direction::Forward))
+            .take(limit)
+        {
+            let (k, v) = item?;
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The greatest entry with key ≤ `key`.
+    pub(crate) fn floor(&self, cf: &str, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut it = self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(key, rocksdb::Direction::Reverse));
+        match it.next() {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((k.into_vec(), v.into_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Applies writes atomically and durably (synced to disk before returning).
+    pub(crate) fn write<'k>(&self, writes: impl IntoIterator<Item = (&'k str, Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (cf, key, value) in writes {
+            let handle = self.cf(cf)?;
+            match value {
+                Some(v) => batch.put_cf(handle, key, v),
+                None => batch.delete_cf(handle, key),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Overwrites one stored value, bypassing every check. Exists only so fault
+    /// tests can tamper with a store the way an attacker with disk access would.
+    #[doc(hidden)]
+    pub fn tamper(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.db.put_cf(self.cf(cf)?, key, value)?;
+        self.db.flush_cf(self.cf(cf)?)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn log_key(level: u8, index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(level);
+    k.extend(index.to_be_bytes());
+    k
+}
+
+pub(crate) fn u64_key(v: u64) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+pub(crate) fn read_u64(what: &str, bytes: &[u8]) -> Result<u64> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("{what}: expected 8 bytes, found {}", bytes.len())))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+impl SubtreeSource for Store {
+    type Error = Error;
+    fn complete(&self, level: u8, index: u64) -> Result<Digest> {
+        let bytes = self
+            .get(CF_LOG, &log_key(level, index))?
+            .ok_or_else(|| Error::Corrupt(format!("Merkle log node (level {level}, index {index}) is missing")))?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Corrupt(format!("Merkle log node (level {level}, index {index}) is not 32 bytes")))?;
+        Ok(Digest(arr))
+    }
+}
