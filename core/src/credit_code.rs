@@ -28,11 +28,13 @@ impl CreditCode {
         let bytes = code.as_bytes();
         let mut values = [0u32; 18];
         for (i, b) in bytes.iter().enumerate() {
-            values[i] = ALPHABET
-                .iter()
-                .position(|a| a == b)
-                .ok_or_else(|| bad(&format!("character {:?} at position {} is not allowed", *b as char, i + 1)))?
-                as u32;
+            values[i] = ALPHABET.iter().position(|a| a == b).ok_or_else(|| {
+                bad(&format!(
+                    "character {:?} at position {} is not allowed",
+                    *b as char,
+                    i + 1
+                ))
+            })? as u32;
         }
         if !bytes[2..8].iter().all(u8::is_ascii_digit) {
             return Err(bad("positions 3-8 must be the administrative division code (digits)"));
@@ -66,7 +68,7 @@ impl CreditCode {
 
 impl std::fmt::Display for CreditCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -106,7 +108,7 @@ mod tests {
 
     #[test]
     fn wrong_check_character_and_alphabet_are_refused() {
-        let e = CreditCode::parse("91350100M000100Y44").unwrap_err();
+        let e = CreditCode::parse("91350100M000100Y44").expect_err("must be refused");
         assert_eq!(e.code(), "party.bad_credit_code");
         assert!(CreditCode::parse("91350100M000100I43").is_err());
         assert!(CreditCode::parse("9135").is_err());

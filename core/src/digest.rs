@@ -2,7 +2,9 @@ use sha2::{Digest as _, Sha256};
 use std::io::Read;
 
 /// A SHA-256 digest (FIPS 180-4).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, borsh::BorshSerialize, borsh::BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, borsh::BorshSerialize, borsh::BorshDeserialize,
+)]
 pub struct Digest(pub [u8; 32]);
 
 impl Digest {
@@ -77,7 +79,13 @@ mod tests {
         let d = sha256(b"x");
         let back: Digest = d.to_string().parse().expect("round trip");
         assert_eq!(d, back);
-        assert_eq!("zz".parse::<Digest>().unwrap_err().code(), "encoding.bad_hex");
-        assert_eq!("abcd".parse::<Digest>().unwrap_err().code(), "encoding.bad_hex");
+        assert_eq!(
+            "zz".parse::<Digest>().expect_err("must be refused").code(),
+            "encoding.bad_hex"
+        );
+        assert_eq!(
+            "abcd".parse::<Digest>().expect_err("must be refused").code(),
+            "encoding.bad_hex"
+        );
     }
 }

@@ -60,10 +60,9 @@ mod tests {
 
     #[test]
     fn rfc7748_section_6_1_vector() {
-        let alice = EncryptionKeyPair::from_secret_hex(
-            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
-        )
-        .expect("hex");
+        let alice =
+            EncryptionKeyPair::from_secret_hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+                .expect("hex");
         assert_eq!(
             alice.public_key().to_string(),
             "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"

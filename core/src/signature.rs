@@ -18,8 +18,7 @@ impl PublicKey {
     }
     /// Accepts only encodings that decode to a curve point.
     pub fn try_from_bytes(bytes: &[u8; 32]) -> Result<Self> {
-        ed25519_zebra::VerificationKey::try_from(*bytes)
-            .map_err(|_| Error::BadPublicKey(hex::encode(bytes)))?;
+        ed25519_zebra::VerificationKey::try_from(*bytes).map_err(|_| Error::BadPublicKey(hex::encode(bytes)))?;
         Ok(PublicKey(*bytes))
     }
 
@@ -59,7 +58,10 @@ impl SigningKey {
         SigningKey(ed25519_dalek::SigningKey::from_bytes(secret))
     }
     pub fn from_secret_hex(text: &str) -> Result<Self> {
-        Ok(Self::from_secret_bytes(&crate::from_hex_array::<32>("signing secret", text)?))
+        Ok(Self::from_secret_bytes(&crate::from_hex_array::<32>(
+            "signing secret",
+            text,
+        )?))
     }
     pub fn secret_hex(&self) -> String {
         hex::encode(self.0.to_bytes())
@@ -133,17 +135,18 @@ mod tests {
         let k = SigningKey::generate();
         let s = k.sign(b"hello");
         assert!(k.public_key().verify(b"hello", &s).is_ok());
-        assert_eq!(k.public_key().verify(b"hellp", &s).unwrap_err().code(), "tx.bad_signature");
+        assert_eq!(
+            k.public_key().verify(b"hellp", &s).expect_err("must be refused").code(),
+            "tx.bad_signature"
+        );
     }
 
     #[test]
     fn rfc8032_test_vector_1() {
         // RFC 8032 §7.1, TEST 1 (empty message).
-        let secret = crate::from_hex_array::<32>(
-            "s",
-            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
-        )
-        .expect("hex");
+        let secret =
+            crate::from_hex_array::<32>("s", "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .expect("hex");
         let k = SigningKey::from_secret_bytes(&secret);
         assert_eq!(
             k.public_key().to_string(),
@@ -160,7 +163,10 @@ mod tests {
         // y = 2 is not on the curve; its encoding must be refused.
         let mut bytes = [0u8; 32];
         bytes[0] = 2;
-        assert_eq!(PublicKey::try_from_bytes(&bytes).unwrap_err().code(), "key.malformed");
+        assert_eq!(
+            PublicKey::try_from_bytes(&bytes).expect_err("must be refused").code(),
+            "key.malformed"
+        );
     }
 
     proptest! {

@@ -39,7 +39,10 @@ impl BlockHeader {
     }
     pub fn sign(self, key: &SigningKey) -> SignedHeader {
         let signature = key.sign(&self.signing_bytes());
-        SignedHeader { header: self, signature }
+        SignedHeader {
+            header: self,
+            signature,
+        }
     }
 }
 
@@ -64,7 +67,12 @@ impl SignedHeader {
         }
         orderer
             .verify(&self.header.signing_bytes(), &self.signature)
-            .map_err(|_| Error::BadBlock(format!("block {}: orderer signature does not verify", self.header.height)))
+            .map_err(|_| {
+                Error::BadBlock(format!(
+                    "block {}: orderer signature does not verify",
+                    self.header.height
+                ))
+            })
     }
 }
 

@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// One store write: column family, key, and the value (`None` deletes).
+type Write<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
+
 /// What a transaction sees of the block it is applied in.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockContext {
@@ -33,7 +36,11 @@ pub struct Receipt {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TxOutcome {
-    Committed { index: u64, height: u64, result: serde_json::Value },
+    Committed {
+        index: u64,
+        height: u64,
+        result: serde_json::Value,
+    },
     /// Not committed: it would only repeat the existing record in `result`.
     Existing { result: serde_json::Value },
 }
@@ -117,9 +124,12 @@ impl Ledger {
                     .genesis_state(&mut overlay)
                     .map_err(|r| Error::rejected(r.code, r.message))?;
                 let writes = overlay.into_writes();
-                let mut all: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> =
-                    writes.into_iter().map(|((cf, k), v)| (cf, k, v)).collect();
-                all.push((CF_META, META_GENESIS.to_vec(), Some(genesis.genesis_digest.as_bytes().to_vec())));
+                let mut all: Vec<Write<'_>> = writes.into_iter().map(|((cf, k), v)| (cf, k, v)).collect();
+                all.push((
+                    CF_META,
+                    META_GENESIS.to_vec(),
+                    Some(genesis.genesis_digest.as_bytes().to_vec()),
+                ));
                 all.push((CF_META, META_HEAD.to_vec(), Some(u64_key(0))));
                 store.write(all)?;
             }
@@ -246,7 +256,7 @@ impl Ledger {
         }
         if !accepted.is_empty() {
             let mut frontier = w.frontier.clone();
-            let mut writes: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            let mut writes: Vec<Write<'_>> = Vec::new();
             for c in &accepted {
                 for (level, index, hash) in frontier.push(merkle::leaf_hash(&c.bytes)) {
                     writes.push((CF_LOG, log_key(level, index), Some(hash.as_bytes().to_vec())));
@@ -291,15 +301,34 @@ impl Ledger {
         let h = &block.header.header;
         let expected_height = w.head.as_ref().map_or(1, |p| p.header.height + 1);
         if h.height != expected_height {
-            return Err(Error::BadBlock(format!("expected block {expected_height}, got {}", h.height)));
+            return Err(Error::BadBlock(format!(
+                "expected block {expected_height}, got {}",
+                h.height
+            )));
         }
         block.header.verify(&self.genesis.orderer)?;
         let prev_hash = w.head.as_ref().map_or(self.genesis.genesis_digest, |p| p.header.hash());
         if h.prev_header_hash != prev_hash {
-            return Err(Error::BadBlock(format!("block {} does not link to our block {}", h.height, h.height - 1)));
+            return Err(Error::BadBlock(format!(
+                "block {} does not link to our block {}",
+                h.height,
+                h.height - 1
+            )));
         }
-        if h.first_tx_index != w.frontier.size() || h.tx_count != block.txs.len() as u64 || h.log_size != h.first_tx_index + h.tx_count {
-            return Err(Error::BadBlock(format!("block {}: transaction range does not match the log", h.height)));
+        if h.first_tx_index != w.frontier.size()
+            || h.tx_count != block.txs.len() as u64
+            || h.log_size != h.first_tx_index + h.tx_count
+        {
+            return Err(Error::BadBlock(format!(
+                "block {}: transaction range does not match the log",
+                h.height
+            )));
+        }
+        if h.tx_count > u64::from(self.genesis.params.block_max_txs) {
+            return Err(Error::BadBlock(format!(
+                "block {} holds more than {} transactions",
+                h.height, self.genesis.params.block_max_txs
+            )));
         }
         if h.tx_count == 0 {
             return Err(Error::BadBlock(format!("block {} is empty", h.height)));
@@ -330,7 +359,7 @@ impl Ledger {
             .collect::<Result<_>>()?;
         let mut overlay = Overlay::over(&self.store);
         let mut frontier = w.frontier.clone();
-        let mut writes: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut writes: Vec<Write<'_>> = Vec::new();
         for (i, c) in checked.iter().enumerate() {
             let ctx = BlockContext {
                 height: h.height,
@@ -340,9 +369,17 @@ impl Ledger {
             match self.apply_one(c, &ctx, &mut overlay) {
                 Ok(Applied::Committed(_)) => overlay.commit_tx(),
                 Ok(Applied::Existing(_)) => {
-                    return Err(Error::BadBlock(format!("block {} transaction {i} changes nothing", h.height)))
+                    return Err(Error::BadBlock(format!(
+                        "block {} transaction {i} changes nothing",
+                        h.height
+                    )))
                 }
-                Err(e) => return Err(Error::BadBlock(format!("block {} transaction {i} is invalid: {e}", h.height))),
+                Err(e) => {
+                    return Err(Error::BadBlock(format!(
+                        "block {} transaction {i} is invalid: {e}",
+                        h.height
+                    )))
+                }
             }
             for (level, index, hash) in frontier.push(merkle::leaf_hash(&c.bytes)) {
                 writes.push((CF_LOG, log_key(level, index), Some(hash.as_bytes().to_vec())));
@@ -367,7 +404,7 @@ impl Ledger {
         header: SignedHeader,
         frontier: Frontier,
         overlay: Overlay<'_>,
-        mut writes: Vec<(&str, Vec<u8>, Option<Vec<u8>>)>,
+        mut writes: Vec<Write<'_>>,
     ) -> Result<()> {
         let h = &header.header;
         writes.push((CF_BLOCKS, u64_key(h.height), Some(header.canonical_bytes())));
@@ -430,7 +467,8 @@ impl Ledger {
 
     pub fn tx_at(&self, index: u64) -> Result<TxRecord> {
         let bytes = self.tx_bytes_at(index)?;
-        let tx = SignedTx::from_canonical_bytes(&bytes).map_err(|e| Error::Corrupt(format!("transaction {index}: {e}")))?;
+        let tx =
+            SignedTx::from_canonical_bytes(&bytes).map_err(|e| Error::Corrupt(format!("transaction {index}: {e}")))?;
         Ok(TxRecord {
             id: liutong_core::sha256(&bytes),
             index,
@@ -516,13 +554,26 @@ impl Ledger {
                 problems.push(format!("block {hgt}: {e}"));
             }
             if h.prev_header_hash != prev_hash {
-                problems.push(format!("block {hgt}: previous-header hash does not match block {}", hgt - 1));
+                problems.push(format!(
+                    "block {hgt}: previous-header hash does not match block {}",
+                    hgt - 1
+                ));
             }
             if h.timestamp < prev_time {
                 problems.push(format!("block {hgt}: timestamp goes backwards"));
             }
-            if h.first_tx_index != frontier.size() || h.log_size != h.first_tx_index + h.tx_count {
-                problems.push(format!("block {hgt}: transaction range does not continue the log"));
+            if h.first_tx_index != frontier.size()
+                || h.log_size != h.first_tx_index.saturating_add(h.tx_count)
+                || h.tx_count > u64::from(self.genesis.params.block_max_txs)
+            {
+                // The rest of the chain cannot be read against a broken range.
+                problems.push(format!(
+                    "block {hgt}: transaction range [{}, +{}) does not continue the log at {}",
+                    h.first_tx_index,
+                    h.tx_count,
+                    frontier.size()
+                ));
+                return Ok(report);
             }
             expected_index.insert(u64_key(h.first_tx_index), u64_key(hgt));
             let mut decoded = Vec::new();
@@ -570,7 +621,10 @@ impl Ledger {
                             }
                             Err(r) => {
                                 replay.rollback_tx();
-                                problems.push(format!("transaction {index} (block {hgt}): invalid on replay: {}", r.message))
+                                problems.push(format!(
+                                    "transaction {index} (block {hgt}): invalid on replay: {}",
+                                    r.message
+                                ))
                             }
                         }
                     }
@@ -585,7 +639,10 @@ impl Ledger {
         compare_cf(&self.store, CF_LOG, &expected_log, problems)?;
         let extra_tx = self.store.scan_from(CF_TXS, &u64_key(frontier.size()), 1)?;
         if let Some((k, _)) = extra_tx.first() {
-            problems.push(format!("txs: transaction {} is stored beyond the head block", hex_of(k)));
+            problems.push(format!(
+                "txs: transaction {} is stored beyond the head block",
+                hex_of(k)
+            ));
         }
         let extra_block = self.store.scan_from(CF_BLOCKS, &u64_key(height + 1), 1)?;
         if !extra_block.is_empty() {
@@ -609,7 +666,12 @@ impl Ledger {
     }
 }
 
-fn compare_cf(store: &Store, cf: &str, expected: &BTreeMap<Vec<u8>, Vec<u8>>, problems: &mut Vec<String>) -> Result<()> {
+fn compare_cf(
+    store: &Store,
+    cf: &str,
+    expected: &BTreeMap<Vec<u8>, Vec<u8>>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
     let stored = store.scan(cf)?;
     let mut reported = 0;
     let mut note = |p: String, problems: &mut Vec<String>| {

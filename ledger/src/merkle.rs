@@ -39,7 +39,7 @@ pub fn range_hash<S: SubtreeSource>(src: &S, start: u64, end: u64) -> Result<Dig
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.complete(n.trailing_zeros() as u8, start / n);
     }
     let k = split_point(n);
@@ -193,13 +193,19 @@ pub fn verify_consistency(
     }
     if old_size == new_size {
         if !path.is_empty() {
-            return Err(ProofError::WrongLength { got: path.len(), expected: 0 });
+            return Err(ProofError::WrongLength {
+                got: path.len(),
+                expected: 0,
+            });
         }
         return check_root(old_root, new_root);
     }
     if old_size == 0 {
         if !path.is_empty() {
-            return Err(ProofError::WrongLength { got: path.len(), expected: 0 });
+            return Err(ProofError::WrongLength {
+                got: path.len(),
+                expected: 0,
+            });
         }
         return Ok(());
     }
@@ -218,7 +224,10 @@ pub fn verify_consistency(
     let (mut fr, mut sr) = (*first, *first);
     for c in rest {
         if s_n == 0 {
-            return Err(ProofError::WrongLength { got: path.len(), expected: path.len() - 1 });
+            return Err(ProofError::WrongLength {
+                got: path.len(),
+                expected: path.len() - 1,
+            });
         }
         if f_n & 1 == 1 || f_n == s_n {
             fr = node_hash(c, &fr);
@@ -236,7 +245,10 @@ pub fn verify_consistency(
         s_n >>= 1;
     }
     if s_n != 0 {
-        return Err(ProofError::WrongLength { got: path.len(), expected: path.len() + 1 });
+        return Err(ProofError::WrongLength {
+            got: path.len(),
+            expected: path.len() + 1,
+        });
     }
     check_root(&fr, old_root)?;
     check_root(&sr, new_root)
@@ -364,9 +376,16 @@ mod tests {
         // The eight leaves used by Certificate Transparency's reference test suite
         // (certificate-transparency-go merkle tests); root of all eight below.
         let inputs: [&[u8]; 8] = [
-            b"", &[0x00], &[0x10], &[0x20, 0x21], &[0x30, 0x31], &[0x40, 0x41, 0x42, 0x43],
+            b"",
+            &[0x00],
+            &[0x10],
+            &[0x20, 0x21],
+            &[0x30, 0x31],
+            &[0x40, 0x41, 0x42, 0x43],
             &[0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
-            &[0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f],
+            &[
+                0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f,
+            ],
         ];
         let mut f = Frontier::default();
         for i in inputs {

@@ -43,7 +43,13 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Writes the state the genesis implies (before block 1).
     fn genesis_state(&self, state: &mut Overlay<'_>) -> Result<(), Rejection>;
     /// Checks and applies one transaction whose envelope, signature and nonce are valid.
-    fn apply(&self, tx: &SignedTx, id: &TxId, ctx: &BlockContext, state: &mut Overlay<'_>) -> Result<Applied, Rejection>;
+    fn apply(
+        &self,
+        tx: &SignedTx,
+        id: &TxId,
+        ctx: &BlockContext,
+        state: &mut Overlay<'_>,
+    ) -> Result<Applied, Rejection>;
 }
 
 type Key = (&'static str, Vec<u8>);

@@ -97,7 +97,10 @@ impl Store {
     }
 
     /// Applies writes atomically and durably (synced to disk before returning).
-    pub(crate) fn write<'k>(&self, writes: impl IntoIterator<Item = (&'k str, Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+    pub(crate) fn write<'k>(
+        &self,
+        writes: impl IntoIterator<Item = (&'k str, Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<()> {
         let mut batch = WriteBatch::default();
         for (cf, key, value) in writes {
             let handle = self.cf(cf)?;
@@ -117,7 +120,6 @@ impl Store {
     #[doc(hidden)]
     pub fn tamper(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
         self.db.put_cf(self.cf(cf)?, key, value)?;
-        self.db.flush_cf(self.cf(cf)?)?;
         Ok(())
     }
 }
@@ -146,10 +148,11 @@ impl SubtreeSource for Store {
         let bytes = self
             .get(CF_LOG, &log_key(level, index))?
             .ok_or_else(|| Error::Corrupt(format!("Merkle log node (level {level}, index {index}) is missing")))?;
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Corrupt(format!("Merkle log node (level {level}, index {index}) is not 32 bytes")))?;
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            Error::Corrupt(format!(
+                "Merkle log node (level {level}, index {index}) is not 32 bytes"
+            ))
+        })?;
         Ok(Digest(arr))
     }
 }

@@ -105,9 +105,15 @@ impl EnvelopeRules {
         let skew = tx.tx.timestamp.abs_diff(now);
         if skew > self.max_clock_skew_ms {
             return Err(if tx.tx.timestamp < now {
-                Error::Stale { skew_ms: skew, max_ms: self.max_clock_skew_ms }
+                Error::Stale {
+                    skew_ms: skew,
+                    max_ms: self.max_clock_skew_ms,
+                }
             } else {
-                Error::Future { skew_ms: skew, max_ms: self.max_clock_skew_ms }
+                Error::Future {
+                    skew_ms: skew,
+                    max_ms: self.max_clock_skew_ms,
+                }
             });
         }
         let id = sha256(&bytes);

@@ -1,0 +1,619 @@
+//! The HTTP API under `/v1` (axum). Every answer is JSON (the follower block
+//! stream is borsh), every error `{"code", "message"}` with a fitting HTTP
+//! status; bodies are size-limited, requests time out, a panic becomes a 500
+//! JSON error. The OpenAPI document is generated from these handlers.
+
+use crate::genesis::Genesis;
+use crate::machine::{describe_body, CF_NOTARIZATIONS, CF_PARTIES, CF_PARTY_KEYS};
+use crate::notary::Notarization;
+use crate::party::KeyBinding;
+use crate::party::Party;
+use crate::wire::*;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use liutong_core::{now_ms, Canonical, CreditCode, Digest};
+use liutong_ledger::{CheckedTx, Ledger, Ordering, Receipt};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+
+/// Largest JSON body of a single submission (a 64 KiB transaction is ~87 KiB of base64).
+pub const MAX_SUBMIT_BODY: usize = 1 << 20;
+/// Largest JSON body of a batch submission.
+pub const MAX_BATCH_BODY: usize = 48 << 20;
+/// Most transactions in one batch request.
+pub const MAX_BATCH_TXS: usize = 16_384;
+/// Every request not a long poll must finish within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a follower's block-stream request waits for a new block.
+pub const MAX_WAIT_MS: u64 = 30_000;
+/// Bytes of blocks sent in one block-stream answer (at least one block is always sent).
+const STREAM_BYTES: usize = 16 << 20;
+/// How long a follower waits to see a block it forwarded a transaction into.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
+
+/// What every handler shares.
+pub struct AppState {
+    pub ledger: Arc<Ledger>,
+    pub ordering: Arc<dyn Ordering>,
+    pub genesis: Genesis,
+    /// The orderer URL, when this node is a follower.
+    pub following: Option<String>,
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// A JSON error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    fn from_code(code: &str, message: String) -> Self {
+        ApiError::new(status_for(code), code, message)
+    }
+}
+
+/// The HTTP status of each error code family.
+pub fn status_for(code: &str) -> StatusCode {
+    match code {
+        "not_found" | "route.not_found" | "party.not_found" => StatusCode::NOT_FOUND,
+        "tx.oversize" | "request.too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "tx.bad_signature" => StatusCode::UNAUTHORIZED,
+        "party.unknown_signer"
+        | "party.pending"
+        | "party.rejected"
+        | "party.suspended"
+        | "party.expelled"
+        | "party.not_operator"
+        | "party.key_retired" => StatusCode::FORBIDDEN,
+        "tx.replayed_nonce" | "tx.duplicate" | "party.exists" | "party.key_in_use" | "party.bad_transition" => {
+            StatusCode::CONFLICT
+        }
+        "node.shutting_down" | "node.unreachable" => StatusCode::SERVICE_UNAVAILABLE,
+        "request.timeout" => StatusCode::GATEWAY_TIMEOUT,
+        "store.error" | "store.corrupt" | "internal.panic" | "io.error" => StatusCode::INTERNAL_SERVER_ERROR,
+        "request.method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
+        "request.content_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        c if c.starts_with("tx.")
+            || c.starts_with("encoding.")
+            || c.starts_with("request.")
+            || c == "key.malformed" =>
+        {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<liutong_ledger::Error> for ApiError {
+    fn from(e: liutong_ledger::Error) -> Self {
+        ApiError::from_code(e.code(), e.to_string())
+    }
+}
+impl From<liutong_core::Error> for ApiError {
+    fn from(e: liutong_core::Error) -> Self {
+        ApiError::from_code(e.code(), e.to_string())
+    }
+}
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        ApiError::from_code(e.code(), e.to_string())
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        let code = match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "request.too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "request.content_type",
+            _ => "request.malformed_json",
+        };
+        ApiError::new(r.status(), code, r.body_text())
+    }
+}
+
+/// `Json` whose rejections are our JSON errors.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(ApiJson(Json::<T>::from_request(req, state).await?.0))
+    }
+}
+
+/// `Path` whose rejections are our JSON errors.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "request.bad_path", r.body_text()))
+    }
+}
+
+/// `Query` whose rejections are our JSON errors.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "request.bad_query", r.body_text()))
+    }
+}
+
+fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
+    text.parse::<Digest>()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), format!("{what}: {e}")))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "liutong node API",
+        description = "A liutong node: submit signed transactions, read the ledger, get proofs."
+    ),
+    paths(
+        status,
+        genesis,
+        submit_tx,
+        submit_batch,
+        get_tx,
+        get_block,
+        block_stream,
+        inclusion_proof,
+        consistency_proof,
+        get_notarization,
+        list_parties,
+        get_party,
+        get_key,
+        openapi
+    )
+)]
+pub struct ApiDoc;
+
+/// The router with every `/v1` route and the JSON error, limit and timeout layers.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/genesis", get(genesis))
+        .route("/v1/txs", post(submit_tx).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY)))
+        .route(
+            "/v1/txs/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)),
+        )
+        .route("/v1/txs/{id}", get(get_tx))
+        .route("/v1/blocks", get(block_stream))
+        .route("/v1/blocks/{height}", get(get_block))
+        .route("/v1/proofs/inclusion/{tx_id}", get(inclusion_proof))
+        .route("/v1/proofs/consistency", get(consistency_proof))
+        .route("/v1/notarizations/{digest}", get(get_notarization))
+        .route("/v1/parties", get(list_parties))
+        .route("/v1/parties/{credit_code}", get(get_party))
+        .route("/v1/keys/{public_key}", get(get_key))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route.not_found",
+                "no such route; see /v1/openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "request.method_not_allowed",
+                "this route does not take that method; see /v1/openapi.json",
+            )
+        })
+        .with_state(state);
+    api.layer(axum::middleware::from_fn(time_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal.panic",
+                "the node hit an internal error",
+            )
+            .into_response()
+        }))
+}
+
+async fn time_limit(req: Request, next: axum::middleware::Next) -> Response {
+    // The block stream bounds its own wait below this.
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "request.timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = StatusView)))]
+async fn status(State(s): Shared) -> Result<Json<StatusView>, ApiError> {
+    let head = s.ledger.head();
+    Ok(Json(StatusView {
+        chain_id: s.genesis.chain_id.clone(),
+        genesis_digest: s.genesis.digest().to_string(),
+        role: if s.following.is_some() { "follower" } else { "orderer" }.into(),
+        height: head.as_ref().map_or(0, |h| h.header.height),
+        log_size: head.as_ref().map_or(0, |h| h.header.log_size),
+        log_root: head
+            .as_ref()
+            .map_or_else(liutong_ledger::merkle::empty_root, |h| h.header.log_root)
+            .to_string(),
+        orderer_key: s.genesis.orderer.to_string(),
+        following: s.following.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/genesis", responses((status = 200, body = Genesis)))]
+async fn genesis(State(s): Shared) -> Json<Genesis> {
+    Json(s.genesis.clone())
+}
+
+/// Checks envelopes and signatures (in parallel batches), orders the valid
+/// ones and waits until their block is durable.
+async fn submit_raw(s: &Arc<AppState>, raw: Vec<Result<Vec<u8>, ApiError>>) -> Vec<Result<Receipt, ApiError>> {
+    let rules = s.ledger.rules().clone();
+    let mut answers: Vec<Option<Result<Receipt, ApiError>>> = Vec::with_capacity(raw.len());
+    let mut bytes = Vec::new();
+    let mut slots = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        match r {
+            Ok(b) => {
+                bytes.push(b);
+                slots.push(i);
+                answers.push(None);
+            }
+            Err(e) => answers.push(Some(Err(e))),
+        }
+    }
+    let checked = match tokio::task::spawn_blocking(move || rules.check_batch(bytes, now_ms())).await {
+        Ok(c) => c,
+        Err(_) => {
+            return answers
+                .into_iter()
+                .map(|a| {
+                    a.unwrap_or_else(|| {
+                        Err(ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal.panic",
+                            "signature check failed",
+                        ))
+                    })
+                })
+                .collect()
+        }
+    };
+    let mut ok: Vec<CheckedTx> = Vec::new();
+    let mut ok_slots = Vec::new();
+    for (slot, c) in slots.into_iter().zip(checked) {
+        match c {
+            Ok(c) => {
+                ok.push(c);
+                ok_slots.push(slot);
+            }
+            Err(e) => answers[slot] = Some(Err(e.into())),
+        }
+    }
+    let receivers = s.ordering.submit(ok);
+    let mut highest = 0;
+    for (slot, rx) in ok_slots.into_iter().zip(receivers) {
+        let answer = match rx.await {
+            Ok(Ok(receipt)) => {
+                if let liutong_ledger::TxOutcome::Committed { height, .. } = receipt.outcome {
+                    highest = highest.max(height);
+                }
+                Ok(receipt)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(liutong_ledger::Error::Shutdown.into()),
+        };
+        answers[slot] = Some(answer);
+    }
+    if s.following.is_some() && highest > 0 {
+        // Read-your-writes on a follower: answer once our own copy has the block.
+        let mut heights = s.ledger.subscribe();
+        let _ = tokio::time::timeout(READ_YOUR_WRITES, heights.wait_for(|h| *h >= highest)).await;
+    }
+    answers
+        .into_iter()
+        .map(|a| a.expect("every submission slot is answered"))
+        .collect()
+}
+
+fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
+    liutong_core::from_base64("transaction", text).map_err(ApiError::from)
+}
+
+/// Submit one signed transaction; answers once it is durably committed.
+#[utoipa::path(post, path = "/v1/txs", request_body = SubmitTx, responses(
+    (status = 200, body = ReceiptView, description = "committed, or the existing record"),
+    (status = "4XX", body = ErrorBody, description = "refused; nothing was stored"),
+))]
+async fn submit_tx(State(s): Shared, ApiJson(req): ApiJson<SubmitTx>) -> Result<Json<ReceiptView>, ApiError> {
+    let mut answers = submit_raw(&s, vec![decode_base64(&req.tx)]).await;
+    let answer = answers.pop().expect("one answer for one submission");
+    Ok(Json(answer?.into()))
+}
+
+/// Submit many signed transactions; each is answered in order, a refusal of
+/// one does not affect the others.
+#[utoipa::path(post, path = "/v1/txs/batch", request_body = SubmitBatch, responses(
+    (status = 200, body = BatchResults),
+    (status = "4XX", body = ErrorBody),
+))]
+async fn submit_batch(State(s): Shared, ApiJson(req): ApiJson<SubmitBatch>) -> Result<Json<BatchResults>, ApiError> {
+    if req.txs.len() > MAX_BATCH_TXS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            format!(
+                "{} transactions in one batch; the limit is {MAX_BATCH_TXS}",
+                req.txs.len()
+            ),
+        ));
+    }
+    let raw = req.txs.iter().map(|t| decode_base64(t)).collect();
+    let results = submit_raw(&s, raw)
+        .await
+        .into_iter()
+        .map(|r| match r {
+            Ok(receipt) => BatchItem::Receipt(receipt.into()),
+            Err(e) => BatchItem::Error {
+                error: ErrorBody {
+                    code: e.code,
+                    message: e.message,
+                },
+            },
+        })
+        .collect();
+    Ok(Json(BatchResults { results }))
+}
+
+#[utoipa::path(get, path = "/v1/txs/{id}", params(("id" = String, Path, description = "transaction id (hex SHA-256)")),
+    responses((status = 200, body = TxView), (status = 404, body = ErrorBody)))]
+async fn get_tx(State(s): Shared, ApiPath(id): ApiPath<String>) -> Result<Json<TxView>, ApiError> {
+    let id = parse_digest("transaction id", &id)?;
+    let rec = s.ledger.tx(&id)?;
+    let t = &rec.tx.tx;
+    Ok(Json(TxView {
+        id: rec.id.to_string(),
+        index: rec.index,
+        height: rec.height,
+        chain_id: t.chain_id.clone(),
+        kind: t.kind.clone(),
+        signer: t.signer.to_string(),
+        nonce: t.nonce,
+        timestamp: t.timestamp,
+        signature: rec.tx.signature.to_string(),
+        body: describe_body(&t.kind, &t.body),
+        bytes: liutong_core::to_hex(&rec.bytes),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/blocks/{height}", params(("height" = u64, Path)),
+    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+async fn get_block(State(s): Shared, ApiPath(height): ApiPath<u64>) -> Result<Json<BlockView>, ApiError> {
+    let block = s.ledger.block(height)?;
+    Ok(Json(BlockView {
+        header: HeaderJson::from(&block.header),
+        tx_ids: block.txs.iter().map(|b| liutong_core::sha256(b).to_string()).collect(),
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    /// First height wanted (≥ 1).
+    from: u64,
+    /// How long to wait for block `from` if it does not exist yet (ms, at most 30000).
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// The follower block stream: borsh `Vec<Block>` from height `from` on,
+/// long-polling up to `wait_ms` when there is none yet.
+#[utoipa::path(get, path = "/v1/blocks", params(StreamQuery), responses(
+    (status = 200, content_type = "application/octet-stream", body = Vec<u8>, description = "borsh-encoded Vec<Block> (possibly empty)"),
+    (status = 400, body = ErrorBody),
+))]
+async fn block_stream(State(s): Shared, ApiQuery(q): ApiQuery<StreamQuery>) -> Result<Response, ApiError> {
+    if q.from == 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "request.invalid",
+            "heights start at 1",
+        ));
+    }
+    let wait = Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
+    let mut heights = s.ledger.subscribe();
+    let _ = tokio::time::timeout(wait, heights.wait_for(|h| *h >= q.from)).await;
+    let ledger = s.ledger.clone();
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let head = ledger.height();
+        let mut blocks = Vec::new();
+        let mut size = 0;
+        let mut h = q.from;
+        while h <= head && (blocks.is_empty() || size < STREAM_BYTES) {
+            let b = ledger.block(h)?;
+            size += b.txs.iter().map(Vec::len).sum::<usize>() + 200;
+            blocks.push(b);
+            h += 1;
+        }
+        Ok(liutong_core::encode_canonical(&blocks))
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal.panic",
+            "reading blocks failed",
+        )
+    })??;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    /// Prove against this block's header (default: the head).
+    height: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/proofs/inclusion/{tx_id}", params(("tx_id" = String, Path), InclusionQuery),
+    responses((status = 200, body = InclusionProofView), (status = 404, body = ErrorBody)))]
+async fn inclusion_proof(
+    State(s): Shared,
+    ApiPath(tx_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
+) -> Result<Json<InclusionProofView>, ApiError> {
+    let id = parse_digest("transaction id", &tx_id)?;
+    let p = s.ledger.inclusion_proof(&id, q.height)?;
+    Ok(Json(InclusionProofView {
+        tx_id: id.to_string(),
+        root: p.header.header.log_root.to_string(),
+        header: HeaderJson::from(&p.header),
+        leaf_index: p.leaf_index,
+        tree_size: p.tree_size,
+        audit_path: digests_to_hex(&p.audit_path),
+        tx_bytes: liutong_core::to_hex(&p.tx_bytes),
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+#[utoipa::path(get, path = "/v1/proofs/consistency", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProofView), (status = 400, body = ErrorBody)))]
+async fn consistency_proof(
+    State(s): Shared,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ConsistencyProofView>, ApiError> {
+    let p = s.ledger.consistency_proof(q.from, q.to)?;
+    Ok(Json(ConsistencyProofView {
+        from: HeaderJson::from(&p.from),
+        to: HeaderJson::from(&p.to),
+        path: digests_to_hex(&p.path),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/notarizations/{digest}", params(("digest" = String, Path, description = "hex SHA-256 of the file")),
+    responses((status = 200, body = Notarization), (status = 404, body = ErrorBody)))]
+async fn get_notarization(State(s): Shared, ApiPath(digest): ApiPath<String>) -> Result<Json<Notarization>, ApiError> {
+    let digest = parse_digest("digest", &digest)?;
+    let bytes = s
+        .ledger
+        .store()
+        .get(CF_NOTARIZATIONS, digest.as_bytes())?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("digest {digest} was never notarized"),
+            )
+        })?;
+    Ok(Json(Notarization::from_canonical_bytes(&bytes).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string())
+    })?))
+}
+
+#[utoipa::path(get, path = "/v1/parties", responses((status = 200, body = Vec<Party>)))]
+async fn list_parties(State(s): Shared) -> Result<Json<Vec<Party>>, ApiError> {
+    let mut out = Vec::new();
+    for (_, v) in s.ledger.store().scan(CF_PARTIES)? {
+        out.push(
+            borsh::from_slice::<Party>(&v)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string()))?,
+        );
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/v1/parties/{credit_code}", params(("credit_code" = String, Path)),
+    responses((status = 200, body = Party), (status = 404, body = ErrorBody)))]
+async fn get_party(State(s): Shared, ApiPath(code): ApiPath<String>) -> Result<Json<Party>, ApiError> {
+    let code = CreditCode::parse(&code).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    let bytes = s
+        .ledger
+        .store()
+        .get(CF_PARTIES, code.as_str().as_bytes())?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "party.not_found",
+                format!("no party {code} is registered"),
+            )
+        })?;
+    Ok(Json(borsh::from_slice::<Party>(&bytes).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string())
+    })?))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{public_key}", params(("public_key" = String, Path, description = "hex Ed25519 public key")),
+    responses((status = 200, body = KeyBindingView), (status = 404, body = ErrorBody)))]
+async fn get_key(State(s): Shared, ApiPath(key): ApiPath<String>) -> Result<Json<KeyBindingView>, ApiError> {
+    let key: liutong_core::PublicKey = key.parse()?;
+    let bytes = s.ledger.store().get(CF_PARTY_KEYS, key.as_bytes())?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("key {key} belongs to no party"),
+        )
+    })?;
+    let b: KeyBinding = borsh::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string()))?;
+    Ok(Json(KeyBindingView {
+        public_key: key.to_string(),
+        party: b.party.to_string(),
+        current: b.current,
+        bound_by: b.bound_by.map(|d| d.to_string()),
+    }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, body = Object)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,376 @@
+//! `liutong bench …`: measurements that print one JSON object on their last line.
+//!
+//! `bench ledger`: notarizations signed by many distinct keys, submitted over
+//! HTTP by concurrent clients to a solo node with durable commits, in batch
+//! requests and one per request; in the same run, this machine's raw Ed25519
+//! batch-verification rate on all cores; and inclusion-proof latency as the
+//! log grows to three sizes.
+
+use crate::cli::{InitArgs, Output};
+use crate::client::{sign_tx, Client};
+use crate::home::{Home, Identity};
+use crate::machine::*;
+use crate::node::{self, NodeConfig};
+use crate::notary::Notarize;
+use crate::party::*;
+use crate::{Error, Result};
+use clap::{Args, Subcommand};
+use liutong_core::{now_ms, sha256, Canonical, CreditCode, SigningKey, VerifyItem};
+use liutong_ledger::{CheckedTx, TxId};
+use rayon::prelude::*;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Ledger throughput, commit latency and proof latency.
+    Ledger(LedgerBench),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LedgerBench {
+    /// Transactions submitted in batch requests.
+    #[arg(long, default_value_t = 200_000)]
+    pub txs: usize,
+    /// Transactions submitted one per request.
+    #[arg(long, default_value_t = 20_000)]
+    pub single_txs: usize,
+    /// Distinct signing keys (each a registered, approved party).
+    #[arg(long, default_value_t = 1000)]
+    pub keys: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Transactions per batch request.
+    #[arg(long, default_value_t = 1024)]
+    pub batch: usize,
+    /// Concurrent single-transaction requests.
+    #[arg(long, default_value_t = 256)]
+    pub single_concurrency: usize,
+    /// Log sizes at which inclusion-proof latency is measured.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub proof_sizes: Vec<u64>,
+    /// A small, fast run (for smoke tests): 10x fewer transactions, proof sizes 1k,10k,100k.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<Output> {
+    match cmd {
+        BenchCommand::Ledger(mut b) => {
+            if b.quick {
+                b.txs /= 10;
+                b.single_txs /= 10;
+                b.keys = b.keys.min(200);
+                b.proof_sizes = vec![1_000, 10_000, 100_000];
+            }
+            ledger(b).await
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Raw Ed25519 batch verification on all cores, over messages the size of a notarization.
+fn raw_verify_rate(n: usize) -> f64 {
+    let keys: Vec<SigningKey> = (0..64).map(|_| SigningKey::generate()).collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("{i:0>180}").into_bytes()).collect();
+    let sigs: Vec<_> = msgs.par_iter().enumerate().map(|(i, m)| keys[i % 64].sign(m)).collect();
+    let items: Vec<VerifyItem> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| VerifyItem {
+            key: keys[i % 64].public_key(),
+            signature: sigs[i],
+            message: m,
+        })
+        .collect();
+    let _ = liutong_core::verify_batch(&items[..n.min(2000)]); // warm-up
+    let t = Instant::now();
+    let ok = liutong_core::verify_batch(&items);
+    let secs = t.elapsed().as_secs_f64();
+    assert!(ok.iter().all(|v| *v), "freshly made signatures verify");
+    n as f64 / secs
+}
+
+fn notarization(chain: &str, key: &SigningKey, i: u64) -> Vec<u8> {
+    let body = Notarize {
+        digest: sha256(&[&i.to_le_bytes()[..], &rand::random::<[u8; 16]>()].concat()),
+        file_name: Some(format!("invoice-{i}.pdf")),
+        media_type: Some("application/pdf".into()),
+        note: None,
+    };
+    sign_tx(chain, KIND_NOTARIZE, &body, key).canonical_bytes()
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::Io(msg.into())
+}
+
+async fn ledger(b: LedgerBench) -> Result<Output> {
+    let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
+    eprintln!(
+        "bench ledger: raw Ed25519 batch verification on {} threads …",
+        rayon::current_num_threads()
+    );
+    let raw_verify_per_s = tokio::task::spawn_blocking(|| raw_verify_rate(100_000))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+
+    let home = Home::new(dir.path().join("orderer"));
+    crate::cli::init(
+        &home,
+        &InitArgs {
+            chain_id: "liutong-bench".into(),
+            name: "Bench Exchange".into(),
+            credit_code: crate::demo::OPERATOR_CODE.into(),
+            contact: "bench@example.com".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+        },
+    )?;
+    let genesis = home.genesis()?;
+    let operator = home.identity()?;
+    let node = node::start(NodeConfig {
+        home: home.clone(),
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        follow: None,
+    })
+    .await?;
+    let client = Client::new(&node.url)?;
+    let chain = genesis.chain_id.clone();
+
+    eprintln!("bench ledger: registering and approving {} parties …", b.keys);
+    let parties: Vec<Identity> = (0..b.keys).map(|_| Identity::generate()).collect();
+    let codes: Vec<CreditCode> = (0..b.keys)
+        .map(|i| CreditCode::with_check_character(&format!("91110000MA{i:07}")))
+        .collect::<liutong_core::Result<_>>()?;
+    let regs: Vec<Vec<u8>> = parties
+        .iter()
+        .zip(&codes)
+        .map(|(p, c)| {
+            let body = RegisterParty {
+                legal_name: format!("Bench Member {c}"),
+                credit_code: c.to_string(),
+                contact: "bench@example.com".into(),
+                roles: vec![Role::Provider, Role::Consumer],
+                encryption_key: p.encryption.public_key(),
+                endpoint: "http://127.0.0.1:1".into(),
+            };
+            sign_tx(&chain, KIND_REGISTER, &body, &p.signing).canonical_bytes()
+        })
+        .collect();
+    let approvals: Vec<Vec<u8>> = codes
+        .iter()
+        .map(|c| {
+            let body = ChangeStanding {
+                credit_code: c.to_string(),
+                reason: String::new(),
+            };
+            sign_tx(&chain, KIND_APPROVE, &body, &operator.signing).canonical_bytes()
+        })
+        .collect();
+    for set in [regs, approvals] {
+        for chunk in set.chunks(2048) {
+            for r in client.submit_batch(chunk).await? {
+                r?;
+            }
+        }
+    }
+
+    eprintln!("bench ledger: signing {} + {} notarizations …", b.txs, b.single_txs);
+    let keys: Arc<Vec<SigningKey>> = Arc::new(parties.iter().map(|p| p.signing.clone()).collect());
+    let total = b.txs + b.single_txs;
+    let signed: Vec<Vec<u8>> = {
+        let (keys, chain) = (keys.clone(), chain.clone());
+        tokio::task::spawn_blocking(move || {
+            (0..total)
+                .into_par_iter()
+                .map(|i| notarization(&chain, &keys[i % keys.len()], i as u64))
+                .collect()
+        })
+        .await
+        .map_err(|e| err(e.to_string()))?
+    };
+    let (batch_txs, single_txs) = signed.split_at(b.txs);
+
+    // Batch requests: `clients` concurrent clients, each posting batches.
+    eprintln!(
+        "bench ledger: {} txs in batches of {} from {} clients …",
+        b.txs, b.batch, b.clients
+    );
+    let batches: Vec<Vec<Vec<u8>>> = batch_txs.chunks(b.batch.max(1)).map(|c| c.to_vec()).collect();
+    let queue = Arc::new(std::sync::Mutex::new(batches));
+    let start_height = node.ledger.height();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..b.clients.max(1) {
+        let (queue, client) = (queue.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut committed = 0usize;
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let Some(batch) = next else { break };
+                let t0 = Instant::now();
+                let results = client.submit_batch(&batch).await?;
+                let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                for r in results {
+                    r?;
+                    committed += 1;
+                    lat.push(ms);
+                }
+            }
+            Ok::<_, Error>((committed, lat))
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut committed = 0;
+    for t in tasks {
+        let (c, l) = t.await.map_err(|e| err(e.to_string()))??;
+        committed += c;
+        lat.extend(l);
+    }
+    let batch_secs = t.elapsed().as_secs_f64();
+    let blocks = node.ledger.height() - start_height;
+    lat.sort_by(f64::total_cmp);
+    let batch_tps = committed as f64 / batch_secs;
+    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+
+    // One transaction per request.
+    eprintln!(
+        "bench ledger: {} txs one per request, {} in flight …",
+        b.single_txs, b.single_concurrency
+    );
+    let queue = Arc::new(std::sync::Mutex::new(single_txs.to_vec()));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..b.single_concurrency.max(1) {
+        let (queue, client) = (queue.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let Some(tx) = next else { break };
+                let t0 = Instant::now();
+                client.submit_bytes(&tx).await?;
+                lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, Error>(lat)
+        }));
+    }
+    let mut single_lat = Vec::new();
+    for t in tasks {
+        single_lat.extend(t.await.map_err(|e| err(e.to_string()))??);
+    }
+    let single_secs = t.elapsed().as_secs_f64();
+    single_lat.sort_by(f64::total_cmp);
+    let single_tps = single_lat.len() as f64 / single_secs;
+
+    // Inclusion-proof latency as the log grows (filled directly through the orderer path).
+    let mut proofs = Vec::new();
+    let ledger = node.ledger.clone();
+    let orderer_key = home.orderer_key()?;
+    for &size in &b.proof_sizes {
+        let have = ledger.genesis().params.block_max_txs as u64;
+        eprintln!("bench ledger: growing the log to {size} transactions …");
+        let (ledger2, key, signer, chain2) = (
+            ledger.clone(),
+            orderer_key.clone(),
+            operator.signing.clone(),
+            chain.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let mut next = ledger2.head().map_or(0, |h| h.header.log_size);
+            while next < size {
+                let n = (size - next).min(have);
+                let txs: Vec<CheckedTx> = (0..n)
+                    .into_par_iter()
+                    .map(|i| {
+                        let bytes = notarization(&chain2, &signer, next + i);
+                        let tx = liutong_ledger::SignedTx::from_canonical_bytes(&bytes).expect("we just encoded it");
+                        CheckedTx {
+                            id: sha256(&bytes),
+                            bytes,
+                            tx,
+                        }
+                    })
+                    .collect();
+                for a in ledger2.propose_block(txs, &key, now_ms())? {
+                    a?;
+                }
+                next += n;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| err(e.to_string()))??;
+        let log_size = ledger.head().map_or(0, |h| h.header.log_size);
+        let samples: Vec<TxId> = (0..300)
+            .map(|_| ledger.tx_at(rand::random::<u64>() % log_size).map(|r| r.id))
+            .collect::<liutong_ledger::Result<_>>()?;
+        let mut http = Vec::new();
+        let mut direct = Vec::new();
+        for id in &samples {
+            let t0 = Instant::now();
+            let p = ledger.inclusion_proof(id, None)?;
+            direct.push(t0.elapsed().as_secs_f64() * 1000.0);
+            let t0 = Instant::now();
+            let v = client.inclusion_proof(id, None).await?;
+            http.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if v.audit_path.len() != p.audit_path.len() {
+                return Err(err("HTTP and direct proofs differ"));
+            }
+        }
+        http.sort_by(f64::total_cmp);
+        direct.sort_by(f64::total_cmp);
+        proofs.push(json!({
+            "log_size": log_size,
+            "audit_path_len": ledger.inclusion_proof(&samples[0], None)?.audit_path.len(),
+            "http_p50_ms": round2(percentile(&http, 0.5)),
+            "http_p99_ms": round2(percentile(&http, 0.99)),
+            "direct_p50_ms": round2(percentile(&direct, 0.5) * 1000.0) / 1000.0,
+        }));
+    }
+    node.stop().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let result = json!({
+        "bench": "ledger",
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "keys": b.keys,
+        "clients": b.clients,
+        "batch_size": b.batch,
+        "txs": committed,
+        "blocks": blocks,
+        "tx_per_s": batch_tps.round(),
+        "raw_verify_per_s": raw_verify_per_s.round(),
+        "ratio": round2(batch_tps / raw_verify_per_s),
+        "p50_ms": round2(p50),
+        "p99_ms": round2(p99),
+        "single": {
+            "txs": single_lat.len(),
+            "concurrency": b.single_concurrency,
+            "tx_per_s": single_tps.round(),
+            "ratio": round2(single_tps / raw_verify_per_s),
+            "p50_ms": round2(percentile(&single_lat, 0.5)),
+            "p99_ms": round2(percentile(&single_lat, 0.99)),
+        },
+        "inclusion_proof": proofs,
+    });
+    Ok(Output {
+        ok: true,
+        text: result.to_string(),
+        json: result,
+    })
+}

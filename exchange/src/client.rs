@@ -1,0 +1,203 @@
+//! The HTTP client of a liutong node, used by the CLI, the demo, the bench
+//! and followers; and the builder that signs transactions with a home's keys.
+
+use crate::genesis::Genesis;
+use crate::notary::Notarization;
+use crate::party::Party;
+use crate::wire::*;
+use crate::{Error, Result};
+use borsh::BorshSerialize;
+use liutong_core::{encode_canonical, now_ms, Canonical, Digest, SigningKey};
+use liutong_ledger::{Block, SignedTx, Transaction};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Signs a transaction of `kind` with a fresh random nonce and the current time.
+pub fn sign_tx(chain_id: &str, kind: &str, body: &impl BorshSerialize, key: &SigningKey) -> SignedTx {
+    Transaction {
+        chain_id: chain_id.to_string(),
+        kind: kind.to_string(),
+        body: encode_canonical(body),
+        signer: key.public_key(),
+        nonce: rand::random(),
+        timestamp: now_ms(),
+    }
+    .sign(key)
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// `url` is a node's base URL, e.g. `http://127.0.0.1:7700`.
+    pub fn new(url: &str) -> Result<Client> {
+        let base = url.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 8 {
+            return Err(Error::BadRequest(format!(
+                "node URL {url:?} must start with http:// or https://"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| Error::Io(format!("HTTP client: {e}")))?;
+        Ok(Client { base, http })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Error {
+        Error::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T> {
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Io(format!("node {} answered with unexpected JSON: {e}", self.base)))
+        } else {
+            Err(remote_error(status.as_u16(), &bytes))
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(resp).await
+    }
+
+    async fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(resp).await
+    }
+
+    pub async fn status(&self) -> Result<StatusView> {
+        self.get("/v1/status").await
+    }
+
+    pub async fn genesis(&self) -> Result<Genesis> {
+        let g: Genesis = self.get("/v1/genesis").await?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    pub async fn submit(&self, tx: &SignedTx) -> Result<ReceiptView> {
+        self.submit_bytes(&tx.canonical_bytes()).await
+    }
+
+    pub async fn submit_bytes(&self, bytes: &[u8]) -> Result<ReceiptView> {
+        self.post(
+            "/v1/txs",
+            &SubmitTx {
+                tx: liutong_core::to_base64(bytes),
+            },
+        )
+        .await
+    }
+
+    pub async fn submit_batch(&self, txs: &[Vec<u8>]) -> Result<Vec<Result<ReceiptView>>> {
+        let body = SubmitBatch {
+            txs: txs.iter().map(|t| liutong_core::to_base64(t)).collect(),
+        };
+        let answer: BatchResults = self.post("/v1/txs/batch", &body).await?;
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|item| match item {
+                BatchItem::Receipt(r) => Ok(r),
+                BatchItem::Error { error } => Err(Error::Remote {
+                    code: error.code,
+                    message: error.message,
+                    status: 200,
+                }),
+            })
+            .collect())
+    }
+
+    pub async fn tx(&self, id: &Digest) -> Result<TxView> {
+        self.get(&format!("/v1/txs/{id}")).await
+    }
+
+    pub async fn notarization(&self, digest: &Digest) -> Result<Notarization> {
+        self.get(&format!("/v1/notarizations/{digest}")).await
+    }
+
+    pub async fn inclusion_proof(&self, tx_id: &Digest, height: Option<u64>) -> Result<InclusionProofView> {
+        match height {
+            Some(h) => self.get(&format!("/v1/proofs/inclusion/{tx_id}?height={h}")).await,
+            None => self.get(&format!("/v1/proofs/inclusion/{tx_id}")).await,
+        }
+    }
+
+    pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProofView> {
+        self.get(&format!("/v1/proofs/consistency?from={from}&to={to}")).await
+    }
+
+    pub async fn parties(&self) -> Result<Vec<Party>> {
+        self.get("/v1/parties").await
+    }
+
+    pub async fn party(&self, credit_code: &str) -> Result<Party> {
+        self.get(&format!("/v1/parties/{credit_code}")).await
+    }
+
+    pub async fn key_binding(&self, key: &liutong_core::PublicKey) -> Result<KeyBindingView> {
+        self.get(&format!("/v1/keys/{key}")).await
+    }
+
+    /// Blocks from height `from` on (the follower stream), waiting up to
+    /// `wait_ms` for the first if none is there yet.
+    pub async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Vec<Block>> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/blocks?from={from}&wait_ms={wait_ms}", self.base))
+            .timeout(Duration::from_millis(wait_ms + 30_000))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        if !status.is_success() {
+            return Err(remote_error(status.as_u16(), &bytes));
+        }
+        liutong_core::decode_canonical("block stream", &bytes).map_err(Error::from)
+    }
+}
+
+fn remote_error(status: u16, bytes: &[u8]) -> Error {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(e) => Error::Remote {
+            code: e.code,
+            message: e.message,
+            status,
+        },
+        Err(_) => Error::Remote {
+            code: "http.unexpected".into(),
+            message: format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ),
+            status,
+        },
+    }
+}

@@ -1,0 +1,253 @@
+//! A node's or a party's home directory: its keys, the genesis it belongs to,
+//! and its store.
+//!
+//! ```text
+//! identity.json   the party's Ed25519 signing and X25519 encryption secrets (mode 0600)
+//! orderer.json    the block-signing secret (the orderer's home only, mode 0600)
+//! genesis.json    the chain's genesis document
+//! store/          RocksDB
+//! retired/        identities replaced by key rotation
+//! ```
+
+use crate::genesis::Genesis;
+use crate::{Error, Result};
+use liutong_core::{EncryptionKeyPair, SigningKey};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const IDENTITY_FORMAT: &str = "liutong-identity/1";
+
+/// A party's secrets.
+#[derive(Clone)]
+pub struct Identity {
+    pub signing: SigningKey,
+    pub encryption: EncryptionKeyPair,
+}
+
+impl Identity {
+    pub fn generate() -> Identity {
+        Identity {
+            signing: SigningKey::generate(),
+            encryption: EncryptionKeyPair::generate(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    format: String,
+    signing_public: String,
+    signing_secret: String,
+    encryption_public: String,
+    encryption_secret: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrdererFile {
+    format: String,
+    public: String,
+    secret: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    pub fn new(dir: impl Into<PathBuf>) -> Home {
+        Home { dir: dir.into() }
+    }
+
+    /// `$LIUTONG_HOME`, else `~/.liutong`.
+    pub fn default_dir() -> PathBuf {
+        if let Some(d) = std::env::var_os("LIUTONG_HOME") {
+            return PathBuf::from(d);
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".liutong")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+    pub fn genesis_path(&self) -> PathBuf {
+        self.dir.join("genesis.json")
+    }
+    fn identity_path(&self) -> PathBuf {
+        self.dir.join("identity.json")
+    }
+    fn orderer_path(&self) -> PathBuf {
+        self.dir.join("orderer.json")
+    }
+
+    pub fn has_identity(&self) -> bool {
+        self.identity_path().exists()
+    }
+    pub fn has_genesis(&self) -> bool {
+        self.genesis_path().exists()
+    }
+    pub fn is_orderer(&self) -> bool {
+        self.orderer_path().exists()
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| Error::Home(format!("cannot create {}: {e}", self.dir.display())))
+    }
+
+    /// Creates a new identity; refuses to overwrite one.
+    pub fn create_identity(&self) -> Result<Identity> {
+        self.ensure_dir()?;
+        if self.has_identity() {
+            return Err(Error::Home(format!(
+                "{} already exists; refusing to overwrite a party's keys",
+                self.identity_path().display()
+            )));
+        }
+        let id = Identity::generate();
+        self.write_identity(&id)?;
+        Ok(id)
+    }
+
+    /// Replaces the identity after a key rotation, keeping the old one under `retired/`.
+    pub fn replace_identity(&self, new: &Identity) -> Result<()> {
+        let retired = self.dir.join("retired");
+        std::fs::create_dir_all(&retired)
+            .map_err(|e| Error::Home(format!("cannot create {}: {e}", retired.display())))?;
+        let old = self.identity()?;
+        let name = format!("identity-{}.json", old.signing.public_key());
+        std::fs::copy(self.identity_path(), retired.join(name))
+            .map_err(|e| Error::Home(format!("cannot keep the retired identity: {e}")))?;
+        self.write_identity(new)
+    }
+
+    fn write_identity(&self, id: &Identity) -> Result<()> {
+        let file = IdentityFile {
+            format: IDENTITY_FORMAT.into(),
+            signing_public: id.signing.public_key().to_string(),
+            signing_secret: id.signing.secret_hex(),
+            encryption_public: id.encryption.public_key().to_string(),
+            encryption_secret: id.encryption.secret_hex(),
+        };
+        write_secret(
+            &self.identity_path(),
+            &serde_json::to_string_pretty(&file).expect("identity serializes"),
+        )
+    }
+
+    pub fn identity(&self) -> Result<Identity> {
+        let path = self.identity_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::Home(format!(
+                "cannot read {}: {e} (create keys with `liutong party keygen --home {}` or `liutong init`)",
+                path.display(),
+                self.dir.display()
+            ))
+        })?;
+        let f: IdentityFile =
+            serde_json::from_str(&text).map_err(|e| Error::Home(format!("{} is malformed: {e}", path.display())))?;
+        if f.format != IDENTITY_FORMAT {
+            return Err(Error::Home(format!(
+                "{}: unknown format {:?}",
+                path.display(),
+                f.format
+            )));
+        }
+        let id = Identity {
+            signing: SigningKey::from_secret_hex(&f.signing_secret)?,
+            encryption: EncryptionKeyPair::from_secret_hex(&f.encryption_secret)?,
+        };
+        if id.signing.public_key().to_string() != f.signing_public.to_ascii_lowercase()
+            || id.encryption.public_key().to_string() != f.encryption_public.to_ascii_lowercase()
+        {
+            return Err(Error::Home(format!(
+                "{}: a public key does not match its secret",
+                path.display()
+            )));
+        }
+        Ok(id)
+    }
+
+    pub fn create_orderer_key(&self) -> Result<SigningKey> {
+        self.ensure_dir()?;
+        if self.is_orderer() {
+            return Err(Error::Home(format!("{} already exists", self.orderer_path().display())));
+        }
+        let key = SigningKey::generate();
+        let file = OrdererFile {
+            format: IDENTITY_FORMAT.into(),
+            public: key.public_key().to_string(),
+            secret: key.secret_hex(),
+        };
+        write_secret(
+            &self.orderer_path(),
+            &serde_json::to_string_pretty(&file).expect("orderer key serializes"),
+        )?;
+        Ok(key)
+    }
+
+    pub fn orderer_key(&self) -> Result<SigningKey> {
+        let path = self.orderer_path();
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::Home(format!("cannot read {}: {e}", path.display())))?;
+        let f: OrdererFile =
+            serde_json::from_str(&text).map_err(|e| Error::Home(format!("{} is malformed: {e}", path.display())))?;
+        let key = SigningKey::from_secret_hex(&f.secret)?;
+        if key.public_key().to_string() != f.public.to_ascii_lowercase() {
+            return Err(Error::Home(format!(
+                "{}: public key does not match the secret",
+                path.display()
+            )));
+        }
+        Ok(key)
+    }
+
+    pub fn genesis(&self) -> Result<Genesis> {
+        if !self.has_genesis() {
+            return Err(Error::Home(format!(
+                "{} has no genesis.json (run `liutong init` for an orderer, or start the node with --follow URL)",
+                self.dir.display()
+            )));
+        }
+        Genesis::load(&self.genesis_path())
+    }
+
+    pub fn write_genesis(&self, genesis: &Genesis) -> Result<()> {
+        self.ensure_dir()?;
+        write_atomically(&self.genesis_path(), genesis.to_json().as_bytes(), false)
+    }
+}
+
+fn write_secret(path: &Path, text: &str) -> Result<()> {
+    write_atomically(path, text.as_bytes(), true)
+}
+
+/// Writes via a temporary file and a rename, so a crash never leaves half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let io = |e: std::io::Error| Error::Io(format!("writing {}: {e}", path.display()));
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if secret {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = secret;
+        let mut f = opts.open(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}

@@ -1,0 +1,25 @@
+//! liutong-exchange: the node of a liutong consortium.
+//!
+//! It owns the exchange's state machine (parties and their standing,
+//! notarizations; later datasets, grants and the access log), the genesis
+//! document, the HTTP API under `/v1` and its client, the follower loop,
+//! evidence bundles, and the `liutong` command line with its demo and
+//! benchmarks. The ledger below it orders and proves; this crate gives the
+//! transactions meaning.
+
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod demo;
+mod error;
+pub mod evidence;
+pub mod genesis;
+pub mod home;
+pub mod machine;
+pub mod node;
+pub mod notary;
+pub mod party;
+pub mod wire;
+
+pub use error::{Error, Result};

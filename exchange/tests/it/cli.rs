@@ -1,0 +1,197 @@
+//! The `liutong` binary as a user drives it: init, node, party, notarize,
+//! verify online and offline, chain verify; bad input gives a code and exit 1.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+fn liutong(home: &Path, args: &[&str]) -> (bool, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .arg("--json")
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let json = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("{args:?}: not JSON: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), json)
+}
+
+struct NodeProcess(Child);
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_node(home: &Path, follow: Option<&str>) -> (NodeProcess, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liutong"));
+    cmd.arg("--home").arg(home).args(["node", "--listen", "127.0.0.1:0"]);
+    if let Some(f) = follow {
+        cmd.args(["--follow", f]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (NodeProcess(child), url)
+}
+
+#[test]
+fn a_user_session_from_init_to_offline_verification() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let op = dir.path().join("op");
+    let (ok, j) = liutong(&op, &["init", "--chain-id", "cli-test"]);
+    assert!(ok, "{j}");
+    assert_eq!(j["chain_id"], "cli-test");
+    let (ok, j) = liutong(&op, &["init"]);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "home.invalid", "init refuses to overwrite");
+    let (node, url) = start_node(&op, None);
+
+    let prov = dir.path().join("prov");
+    assert!(liutong(&prov, &["party", "keygen"]).0);
+    let (ok, j) = liutong(
+        &prov,
+        &[
+            "party",
+            "register",
+            "--node",
+            &url,
+            "--name",
+            "X Logistics",
+            "--credit-code",
+            "91310115MA1K4PRW04",
+            "--contact",
+            "a@b.c",
+            "--roles",
+            "provider",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "party.bad_credit_code");
+    let (ok, j) = liutong(
+        &prov,
+        &[
+            "party",
+            "register",
+            "--node",
+            &url,
+            "--name",
+            "X Logistics",
+            "--credit-code",
+            "91310115MA1K4PRW03",
+            "--contact",
+            "a@b.c",
+            "--roles",
+            "provider,consumer",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert!(ok, "{j}");
+    assert_eq!(j["result"]["status"], "pending");
+    let (ok, j) = liutong(&prov, &["party", "approve", "91310115MA1K4PRW03", "--node", &url]);
+    assert!(!ok);
+    assert_eq!(
+        j["error"]["code"], "party.pending",
+        "a pending applicant cannot approve itself"
+    );
+    let (ok, j) = liutong(
+        &op,
+        &[
+            "party",
+            "approve",
+            "91310115MA1K4PRW03",
+            "--node",
+            &url,
+            "--reason",
+            "kyc ok",
+        ],
+    );
+    assert!(ok, "{j}");
+    let (ok, j) = liutong(&prov, &["party", "suspend", "91110108MA01LTEX01", "--node", &url]);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "party.not_operator");
+    let (ok, j) = liutong(&op, &["party", "list", "--node", &url]);
+    assert!(ok);
+    assert_eq!(j["parties"].as_array().map(Vec::len), Some(2));
+
+    // A party node follows the orderer.
+    let (_follower, furl) = start_node(&prov, Some(&url));
+    let file = dir.path().join("contract.pdf");
+    std::fs::write(&file, b"%PDF-1.7 loan contract no. 2026-118").expect("write");
+    let f = file.to_str().expect("utf-8");
+    let (ok, j) = liutong(&prov, &["notarize", f, "--node", &furl, "--note", "signed copy"]);
+    assert!(ok, "{j}");
+    assert_eq!(j["notarized"][0]["new"], true);
+    let bundle = dir.path().join("bundle.json");
+    let (ok, j) = liutong(
+        &prov,
+        &[
+            "verify",
+            f,
+            "--node",
+            &furl,
+            "--bundle-out",
+            bundle.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(ok, "{j}");
+    assert_eq!(j["evidence"]["party"], "91310115MA1K4PRW03");
+    drop(node);
+
+    // Offline: no node is running any more.
+    let genesis = op.join("genesis.json");
+    let args = [
+        "verify",
+        f,
+        "--bundle",
+        bundle.to_str().expect("utf-8"),
+        "--genesis",
+        genesis.to_str().expect("utf-8"),
+    ];
+    let (ok, j) = liutong(&prov, &args);
+    assert!(ok, "{j}");
+    assert_eq!(j["verified"], true);
+    std::fs::write(&file, b"%PDF-1.7 loan contract no. 2026-119").expect("write");
+    let (ok, j) = liutong(&prov, &args);
+    assert!(!ok);
+    assert_eq!(j["reason"], "digest_mismatch");
+    std::fs::write(&bundle, b"{\"format\": 1}").expect("write");
+    let (ok, j) = liutong(&prov, &args);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "evidence.invalid");
+    let (ok, j) = liutong(&prov, &["verify", f]);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "request.invalid");
+
+    drop(_follower);
+    let (ok, j) = liutong(&op, &["chain", "verify"]);
+    assert!(ok, "{j}");
+    assert_eq!(j["blocks"], 3, "{j}"); // registration, approval, notarization
+    let (ok, j) = liutong(&prov, &["chain", "verify"]);
+    assert!(ok, "{j}");
+    assert_eq!(j["transactions"], 3, "{j}"); // the follower holds the same
+                                             // Malformed home files are refused clearly.
+    std::fs::write(prov.join("identity.json"), b"{not json").expect("write");
+    let (ok, j) = liutong(&prov, &["notarize", f, "--node", "http://127.0.0.1:9"]);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "home.invalid", "{j}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the exchange node: real RocksDB in temp dirs, real
+//! loopback sockets, the real `liutong` binary where a process matters.
+
+mod api_bad_input;
+mod cli;
+mod common;
+mod crash;
+mod evidence;
+mod follower;
+mod parties;
+mod tamper;
