@@ -44,6 +44,8 @@ pub struct AppState {
     pub genesis: Genesis,
     /// The orderer URL, when this node is a follower.
     pub following: Option<String>,
+    /// Turns true when the node stops, so long polls end at once.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -465,7 +467,11 @@ async fn block_stream(State(s): Shared, ApiQuery(q): ApiQuery<StreamQuery>) -> R
     }
     let wait = Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
     let mut heights = s.ledger.subscribe();
-    let _ = tokio::time::timeout(wait, heights.wait_for(|h| *h >= q.from)).await;
+    let mut stopping = s.stopping.clone();
+    tokio::select! {
+        _ = tokio::time::timeout(wait, heights.wait_for(|h| *h >= q.from)) => {}
+        _ = stopping.wait_for(|stop| *stop) => {}
+    }
     let ledger = s.ledger.clone();
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let head = ledger.height();

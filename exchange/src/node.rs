@@ -191,6 +191,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
             NodeRole::Follower(u) => Some(u.clone()),
             NodeRole::Orderer => None,
         },
+        stopping: shutdown.subscribe(),
     });
     let app = api::router(state);
     let mut server_stop = shutdown.subscribe();

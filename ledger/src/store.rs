@@ -38,10 +38,19 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_paranoid_checks(true);
+        // Most point reads on the commit path are misses (is this tx id, this
+        // nonce, this digest new?): a bloom filter answers them without I/O.
+        let cf_options = || {
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_bloom_filter(10.0, false);
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&table);
+            o
+        };
         let cfs = LEDGER_CFS
             .iter()
             .chain(app_cfs)
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(Store {
             db,

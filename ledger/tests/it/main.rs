@@ -1,0 +1,221 @@
+//! The ledger through its public API, with a tiny state machine of its own:
+//! envelope checks, atomic blocks, proofs at every size, reopen checks.
+
+use liutong_core::{now_ms, sha256, Canonical, SigningKey};
+use liutong_ledger::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use liutong_ledger::*;
+use std::sync::Arc;
+
+/// `kv.put`: body = key bytes; refuses an empty key and keys already present.
+struct KeyValue;
+
+impl StateMachine for KeyValue {
+    fn column_families(&self) -> Vec<&'static str> {
+        vec!["kv"]
+    }
+    fn genesis_state(&self, _: &mut Overlay<'_>) -> Result<(), Rejection> {
+        Ok(())
+    }
+    fn apply(&self, tx: &SignedTx, _: &TxId, ctx: &BlockContext, s: &mut Overlay<'_>) -> Result<Applied, Rejection> {
+        if tx.tx.kind != "kv.put" {
+            return Err(Rejection::new("tx.unknown_kind", "only kv.put"));
+        }
+        if tx.tx.body.is_empty() {
+            return Err(Rejection::new("kv.empty", "empty key"));
+        }
+        if s.get("kv", &tx.tx.body)
+            .map_err(|e| Rejection::new(e.code(), e.to_string()))?
+            .is_some()
+        {
+            return Ok(Applied::Existing(serde_json::json!("exists")));
+        }
+        s.put("kv", tx.tx.body.clone(), ctx.height.to_be_bytes().to_vec());
+        Ok(Applied::Committed(serde_json::json!(ctx.tx_index)))
+    }
+}
+
+fn genesis(orderer: &SigningKey, name: &str) -> LedgerGenesis {
+    LedgerGenesis {
+        chain_id: "kv-chain".into(),
+        orderer: orderer.public_key(),
+        params: LedgerParams::default(),
+        genesis_digest: sha256(name.as_bytes()),
+    }
+}
+
+fn tx(key: &SigningKey, body: &[u8], nonce: u64, chain: &str, ts: u64) -> Vec<u8> {
+    Transaction {
+        chain_id: chain.into(),
+        kind: "kv.put".into(),
+        body: body.to_vec(),
+        signer: key.public_key(),
+        nonce,
+        timestamp: ts,
+    }
+    .sign(key)
+    .canonical_bytes()
+}
+
+fn checked(l: &Ledger, raw: Vec<Vec<u8>>) -> Vec<CheckedTx> {
+    l.rules()
+        .check_batch(raw, now_ms())
+        .into_iter()
+        .collect::<Result<_>>()
+        .expect("valid envelopes")
+}
+
+#[test]
+fn envelope_checks_refuse_before_anything_is_stored() {
+    let dir = tempfile::tempdir().expect("dir");
+    let orderer = SigningKey::generate();
+    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let k = SigningKey::generate();
+    let now = now_ms();
+    let mut bad_sig = tx(&k, b"a", 1, "kv-chain", now);
+    let last = bad_sig.len() - 1;
+    bad_sig[last] ^= 1; // inside the signature
+    let raw = vec![
+        tx(&k, b"ok", 1, "kv-chain", now),
+        bad_sig,
+        tx(&k, b"b", 2, "other", now),
+        tx(&k, b"c", 3, "kv-chain", now - 10 * 60_000),
+        tx(&k, b"d", 4, "kv-chain", now + 10 * 60_000),
+        tx(&k, &vec![0; 70_000], 5, "kv-chain", now),
+        vec![1, 2, 3],
+    ];
+    let codes: Vec<String> = l
+        .rules()
+        .check_batch(raw, now)
+        .into_iter()
+        .map(|r| r.map(|_| "ok".to_string()).unwrap_or_else(|e| e.code().to_string()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "tx.bad_signature",
+            "tx.wrong_chain",
+            "tx.stale_timestamp",
+            "tx.future_timestamp",
+            "tx.oversize",
+            "tx.malformed"
+        ]
+    );
+    assert_eq!(l.height(), 0);
+}
+
+#[test]
+fn a_refused_transaction_leaves_no_trace_and_the_rest_commit() {
+    let dir = tempfile::tempdir().expect("dir");
+    let orderer = SigningKey::generate();
+    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let k = SigningKey::generate();
+    let now = now_ms();
+    let txs = checked(
+        &l,
+        vec![
+            tx(&k, b"a", 1, "kv-chain", now),
+            tx(&k, b"", 2, "kv-chain", now),
+            tx(&k, b"a", 3, "kv-chain", now),
+            tx(&k, b"b", 1, "kv-chain", now),
+            tx(&k, b"c", 4, "kv-chain", now),
+        ],
+    );
+    let dup = txs[0].clone();
+    let answers = l.propose_block(txs, &orderer, now).expect("commits");
+    let codes: Vec<String> = answers
+        .iter()
+        .map(|a| match a {
+            Ok(r) => match r.outcome {
+                TxOutcome::Committed { .. } => "committed".into(),
+                TxOutcome::Existing { .. } => "existing".into(),
+            },
+            Err(e) => e.code().to_string(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        ["committed", "kv.empty", "existing", "tx.replayed_nonce", "committed"]
+    );
+    assert_eq!(l.head().expect("head").header.tx_count, 2);
+    let again = l.propose_block(vec![dup], &orderer, now).expect("runs");
+    assert_eq!(again[0].as_ref().expect_err("duplicate").code(), "tx.duplicate");
+    assert_eq!(l.height(), 1, "a block of only refusals is not sealed");
+    assert!(l.verify_chain().expect("runs").ok());
+}
+
+#[test]
+fn proofs_verify_between_every_pair_of_heights() {
+    let dir = tempfile::tempdir().expect("dir");
+    let orderer = SigningKey::generate();
+    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let k = SigningKey::generate();
+    let mut ids = Vec::new();
+    let mut nonce = 0u64;
+    for block in 0..12u64 {
+        let raw: Vec<Vec<u8>> = (0..=block % 5)
+            .map(|_| {
+                nonce += 1;
+                tx(&k, &nonce.to_be_bytes(), nonce, "kv-chain", now_ms())
+            })
+            .collect();
+        let txs = checked(&l, raw);
+        ids.extend(txs.iter().map(|c| c.id));
+        l.propose_block(txs, &orderer, now_ms()).expect("commits");
+    }
+    let head = l.height();
+    for from in 1..=head {
+        for to in from..=head {
+            let p = l.consistency_proof(from, to).expect("proof");
+            verify_consistency(
+                p.from.header.log_size,
+                p.to.header.log_size,
+                &p.path,
+                &p.from.header.log_root,
+                &p.to.header.log_root,
+            )
+            .unwrap_or_else(|e| panic!("{from}->{to}: {e}"));
+        }
+    }
+    for id in &ids {
+        let rec = l.tx(id).expect("stored");
+        for at in rec.height..=head {
+            let p = l.inclusion_proof(id, Some(at)).expect("proof");
+            p.header.verify(&orderer.public_key()).expect("signed header");
+            verify_inclusion(
+                &leaf_hash(&p.tx_bytes),
+                p.leaf_index,
+                p.tree_size,
+                &p.audit_path,
+                &p.header.header.log_root,
+            )
+            .expect("verifies");
+        }
+        if rec.height > 1 {
+            assert_eq!(
+                l.inclusion_proof(id, Some(rec.height - 1)).expect_err("before").code(),
+                "request.invalid"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_store_opens_only_for_its_own_genesis_and_resumes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let orderer = SigningKey::generate();
+    {
+        let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+        let txs = checked(&l, vec![tx(&SigningKey::generate(), b"x", 1, "kv-chain", now_ms())]);
+        l.propose_block(txs, &orderer, now_ms()).expect("commits");
+    }
+    let e = Ledger::open(dir.path(), genesis(&orderer, "another"), Arc::new(KeyValue))
+        .err()
+        .expect("refused");
+    assert_eq!(e.code(), "request.invalid");
+    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("reopens");
+    assert_eq!(l.height(), 1);
+    let txs = checked(&l, vec![tx(&SigningKey::generate(), b"y", 1, "kv-chain", now_ms())]);
+    l.propose_block(txs, &orderer, now_ms()).expect("continues");
+    assert!(l.verify_chain().expect("runs").ok());
+}
