@@ -308,9 +308,10 @@ async fn run_node(home: Home, listen: SocketAddr, follow: Option<String>) -> Res
     ))
 }
 
-/// The genesis a client signs for: the home's, checked against the node's;
-/// or, for a home that has none yet, the node's (kept in the home).
-pub async fn chain_genesis(home: &Home, client: &Client) -> Result<Genesis> {
+/// The genesis a client signs or verifies for: the home's, checked against
+/// the node's; or, for a home that has none yet, the node's (kept in the home
+/// when `keep`, as a party's first contact with its chain).
+pub async fn chain_genesis(home: &Home, client: &Client, keep: bool) -> Result<Genesis> {
     if home.has_genesis() {
         let g = home.genesis()?;
         let status = client.status().await?;
@@ -326,14 +327,16 @@ pub async fn chain_genesis(home: &Home, client: &Client) -> Result<Genesis> {
         Ok(g)
     } else {
         let g = client.genesis().await?;
-        home.write_genesis(&g)?;
+        if keep {
+            home.write_genesis(&g)?;
+        }
         Ok(g)
     }
 }
 
 async fn submit(home: &Home, client: &Client, kind: &str, body: &impl borsh::BorshSerialize) -> Result<ReceiptView> {
     let identity = home.identity()?;
-    let genesis = chain_genesis(home, client).await?;
+    let genesis = chain_genesis(home, client, true).await?;
     client
         .submit(&sign_tx(&genesis.chain_id, kind, body, &identity.signing))
         .await
@@ -589,7 +592,7 @@ pub async fn verify(home: &Home, a: VerifyArgs) -> Result<Output> {
         }
         Err(e) => return Err(e),
     };
-    let genesis = chain_genesis(home, &client).await?;
+    let genesis = chain_genesis(home, &client, false).await?;
     let bundle = build_bundle(&client, &genesis, &record.tx_id).await?;
     let v = verify_bundle(&bundle, &genesis)?;
     if let Some(out) = &a.bundle_out {

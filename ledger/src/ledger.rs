@@ -226,6 +226,7 @@ impl Ledger {
     /// accepted into one block signed with `key`, commits it durably, and only
     /// then returns one answer per transaction.
     pub fn propose_block(&self, txs: Vec<CheckedTx>, key: &SigningKey, now: Timestamp) -> Result<Vec<Result<Receipt>>> {
+        let started = std::time::Instant::now();
         let mut w = self.lock_writer();
         let prev = w.head.as_ref().map(|h| &h.header);
         let height = prev.map_or(1, |h| h.height + 1);
@@ -273,7 +274,15 @@ impl Ledger {
                 orderer: key.public_key(),
             }
             .sign(key);
+            let applied = started.elapsed();
             self.commit(&mut w, header, frontier, overlay, writes)?;
+            tracing::debug!(
+                height,
+                txs = accepted.len(),
+                apply_ms = applied.as_secs_f64() * 1e3,
+                total_ms = started.elapsed().as_secs_f64() * 1e3,
+                "block committed"
+            );
         }
         drop(w);
         Ok(answers

@@ -4,6 +4,7 @@
 use crate::ledger::BlockContext;
 use crate::store::Store;
 use crate::{Result, SignedTx, TxId};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 /// What applying one transaction produced.
@@ -61,6 +62,10 @@ pub struct Overlay<'a> {
     base: Option<&'a Store>,
     block: HashMap<Key, Option<Vec<u8>>>,
     tx: HashMap<Key, Option<Vec<u8>>>,
+    /// Values read from the store during this block. The store cannot change
+    /// under a block (the ledger's writer lock is held), so a signer's party
+    /// record read for its first transaction serves all its others.
+    read_cache: RefCell<HashMap<Key, Option<Vec<u8>>>>,
 }
 
 impl<'a> Overlay<'a> {
@@ -69,6 +74,7 @@ impl<'a> Overlay<'a> {
             base: Some(store),
             block: HashMap::new(),
             tx: HashMap::new(),
+            read_cache: RefCell::default(),
         }
     }
 
@@ -77,6 +83,7 @@ impl<'a> Overlay<'a> {
             base: None,
             block: HashMap::new(),
             tx: HashMap::new(),
+            read_cache: RefCell::default(),
         }
     }
 
@@ -85,10 +92,15 @@ impl<'a> Overlay<'a> {
         if let Some(v) = self.tx.get(&k).or_else(|| self.block.get(&k)) {
             return Ok(v.clone());
         }
-        match self.base {
-            Some(store) => store.get(cf, key),
-            None => Ok(None),
+        if let Some(v) = self.read_cache.borrow().get(&k) {
+            return Ok(v.clone());
         }
+        let value = match self.base {
+            Some(store) => store.get(cf, key)?,
+            None => None,
+        };
+        self.read_cache.borrow_mut().insert(k, value.clone());
+        Ok(value)
     }
 
     pub fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {

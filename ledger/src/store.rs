@@ -45,6 +45,9 @@ impl Store {
             table.set_bloom_filter(10.0, false);
             let mut o = Options::default();
             o.set_block_based_table_factory(&table);
+            // The same for keys still in the memtable, where fresh misses are looked up.
+            o.set_memtable_whole_key_filtering(true);
+            o.set_memtable_prefix_bloom_ratio(0.1);
             o
         };
         let cfs = LEDGER_CFS

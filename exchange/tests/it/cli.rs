@@ -195,3 +195,43 @@ fn a_user_session_from_init_to_offline_verification() {
     assert!(!ok);
     assert_eq!(j["error"]["code"], "home.invalid", "{j}");
 }
+
+#[test]
+fn bench_ledger_prints_one_json_object_last() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .arg("--home")
+        .arg(dir.path())
+        .args([
+            "bench",
+            "ledger",
+            "--txs",
+            "400",
+            "--single-txs",
+            "40",
+            "--keys",
+            "10",
+            "--clients",
+            "2",
+        ])
+        .args([
+            "--batch",
+            "100",
+            "--single-concurrency",
+            "8",
+            "--proof-sizes",
+            "100,200,400",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON last line");
+    for key in ["tx_per_s", "raw_verify_per_s", "ratio", "p50_ms", "p99_ms"] {
+        assert!(last[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {last}");
+    }
+    assert_eq!(last["txs"], 400);
+    assert_eq!(last["inclusion_proof"].as_array().map(Vec::len), Some(3));
+    assert_eq!(last["inclusion_proof"][2]["log_size"], 400);
+}
