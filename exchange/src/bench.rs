@@ -118,6 +118,29 @@ fn err(msg: impl Into<String>) -> Error {
     Error::Io(msg.into())
 }
 
+/// A fresh operator home under `dir` and its solo node on a free loopback port.
+async fn bench_node(dir: &std::path::Path, chain_id: &str) -> Result<(Home, node::RunningNode, Client)> {
+    let home = Home::new(dir.join(chain_id));
+    crate::cli::init(
+        &home,
+        &InitArgs {
+            chain_id: chain_id.into(),
+            name: "Bench Exchange".into(),
+            credit_code: crate::demo::OPERATOR_CODE.into(),
+            contact: "bench@example.com".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+        },
+    )?;
+    let node = node::start(NodeConfig {
+        home: home.clone(),
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        follow: None,
+    })
+    .await?;
+    let client = Client::new(&node.url)?;
+    Ok((home, node, client))
+}
+
 async fn ledger(b: LedgerBench) -> Result<Output> {
     let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
     eprintln!(
@@ -129,27 +152,9 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
         .await
         .map_err(|e| err(e.to_string()))?;
 
-    let home = Home::new(dir.path().join("orderer"));
-    crate::cli::init(
-        &home,
-        &InitArgs {
-            chain_id: "liutong-bench".into(),
-            name: "Bench Exchange".into(),
-            credit_code: crate::demo::OPERATOR_CODE.into(),
-            contact: "bench@example.com".into(),
-            endpoint: "http://127.0.0.1:1".into(),
-        },
-    )?;
-    let genesis = home.genesis()?;
+    let (home, node, client) = bench_node(dir.path(), "liutong-bench").await?;
     let operator = home.identity()?;
-    let node = node::start(NodeConfig {
-        home: home.clone(),
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        follow: None,
-    })
-    .await?;
-    let client = Client::new(&node.url)?;
-    let chain = genesis.chain_id.clone();
+    let chain = node.genesis.chain_id.clone();
 
     eprintln!("bench ledger: registering and approving {} parties …", b.keys);
     let parties: Vec<Identity> = (0..b.keys).map(|_| Identity::generate()).collect();
@@ -282,26 +287,9 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
 
     // Inclusion-proof latency as the log grows, on a fresh node whose log is
     // filled directly through the orderer path (sealed and committed blocks).
-    let home = Home::new(dir.path().join("proofs"));
-    crate::cli::init(
-        &home,
-        &InitArgs {
-            chain_id: "liutong-bench-proofs".into(),
-            name: "Bench Exchange".into(),
-            credit_code: crate::demo::OPERATOR_CODE.into(),
-            contact: "bench@example.com".into(),
-            endpoint: "http://127.0.0.1:1".into(),
-        },
-    )?;
+    let (home, node, client) = bench_node(dir.path(), "liutong-bench-proofs").await?;
     let operator = home.identity()?;
-    let chain = home.genesis()?.chain_id;
-    let node = node::start(NodeConfig {
-        home: home.clone(),
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        follow: None,
-    })
-    .await?;
-    let client = Client::new(&node.url)?;
+    let chain = node.genesis.chain_id.clone();
     let mut proofs = Vec::new();
     let ledger = node.ledger.clone();
     let orderer_key = home.orderer_key()?;

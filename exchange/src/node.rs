@@ -108,12 +108,25 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Stops serving and following, and waits for in-flight requests.
+    /// Stops serving and following, waits for in-flight requests, and returns
+    /// once the store is closed (so `chain verify` can open it), or after 10 s.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         if let Some(f) = self.follower {
             let _ = f.await;
+        }
+        let ledger = self.ledger;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&ledger) > 1 {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(
+                    holders = Arc::strong_count(&ledger) - 1,
+                    "the store is still in use after stop"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
