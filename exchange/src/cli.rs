@@ -299,13 +299,29 @@ async fn run_node(home: Home, listen: SocketAddr, follow: Option<String>) -> Res
         node.genesis.chain_id,
         node.ledger.height()
     );
-    let _ = tokio::signal::ctrl_c().await;
+    shutdown_signal().await;
     let height = node.ledger.height();
     node.stop().await;
     Ok(Output::ok(
         format!("node stopped at height {height}"),
         json!({ "stopped_at_height": height }),
     ))
+}
+
+/// Ctrl-C, or SIGTERM (how service managers stop a node).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The genesis a client signs or verifies for: the home's, checked against
