@@ -155,6 +155,24 @@ fn a_user_session_from_init_to_offline_verification() {
     );
     assert!(ok, "{j}");
     assert_eq!(j["evidence"]["party"], "91310115MA1K4PRW03");
+    // Key rotation from the CLI: the home's keys change and keep working.
+    let old_key = std::fs::read_to_string(prov.join("identity.json")).expect("identity");
+    let (ok, j) = liutong(&prov, &["party", "rotate-keys", "--node", &furl]);
+    assert!(ok, "{j}");
+    assert_ne!(
+        std::fs::read_to_string(prov.join("identity.json")).expect("identity"),
+        old_key
+    );
+    assert_eq!(
+        std::fs::read_dir(prov.join("retired"))
+            .expect("retired keys kept")
+            .count(),
+        1
+    );
+    let second = dir.path().join("annex.pdf");
+    std::fs::write(&second, b"%PDF-1.7 annex").expect("write");
+    let (ok, j) = liutong(&prov, &["notarize", second.to_str().expect("utf-8"), "--node", &furl]);
+    assert!(ok, "{j}");
     drop(node);
 
     // Offline: no node is running any more.
@@ -185,10 +203,10 @@ fn a_user_session_from_init_to_offline_verification() {
     drop(_follower);
     let (ok, j) = liutong(&op, &["chain", "verify"]);
     assert!(ok, "{j}");
-    assert_eq!(j["blocks"], 3, "{j}"); // registration, approval, notarization
+    assert_eq!(j["blocks"], 5, "{j}"); // registration, approval, notarization, rotation, notarization
     let (ok, j) = liutong(&prov, &["chain", "verify"]);
     assert!(ok, "{j}");
-    assert_eq!(j["transactions"], 3, "{j}"); // the follower holds the same
+    assert_eq!(j["transactions"], 5, "{j}"); // the follower holds the same
                                              // Malformed home files are refused clearly.
     std::fs::write(prov.join("identity.json"), b"{not json").expect("write");
     let (ok, j) = liutong(&prov, &["notarize", f, "--node", "http://127.0.0.1:9"]);
