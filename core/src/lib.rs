@@ -27,12 +27,17 @@ pub fn to_hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
 
-/// Parses a fixed-size hex value, naming `what` in the error.
-pub fn from_hex_array<const N: usize>(what: &'static str, text: &str) -> Result<[u8; N]> {
-    let bytes = hex::decode(text.trim()).map_err(|e| Error::BadHex {
+/// Parses hex of any length, naming `what` in the error.
+pub fn from_hex(what: &'static str, text: &str) -> Result<Vec<u8>> {
+    hex::decode(text.trim()).map_err(|e| Error::BadHex {
         what,
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// Parses a fixed-size hex value, naming `what` in the error.
+pub fn from_hex_array<const N: usize>(what: &'static str, text: &str) -> Result<[u8; N]> {
+    let bytes = from_hex(what, text)?;
     bytes.try_into().map_err(|b: Vec<u8>| Error::BadHex {
         what,
         reason: format!("expected {N} bytes, got {}", b.len()),

@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use liutong_core::{now_ms, Canonical, CreditCode, Digest};
+use liutong_core::{now_ms, CreditCode, Digest};
 use liutong_ledger::{CheckedTx, Ledger, Ordering, Receipt};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -175,6 +175,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map(|q| ApiQuery(q.0))
             .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "request.bad_query", r.body_text()))
     }
+}
+
+/// Decodes a record the state machine stored; failing to is store corruption.
+fn decode_stored<T: borsh::BorshDeserialize>(cf: &str, bytes: &[u8]) -> Result<T, ApiError> {
+    borsh::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store.corrupt",
+            format!("{cf} entry is unreadable: {e}"),
+        )
+    })
+}
+
+/// One stored record by key, or the given not-found error.
+fn read_record<T: borsh::BorshDeserialize>(
+    s: &AppState,
+    cf: &str,
+    key: &[u8],
+    not_found: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError> {
+    let bytes = s.ledger.store().get(cf, key)?.ok_or_else(not_found)?;
+    decode_stored(cf, &bytes)
 }
 
 fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
@@ -549,19 +571,12 @@ async fn consistency_proof(
     responses((status = 200, body = Notarization), (status = 404, body = ErrorBody)))]
 async fn get_notarization(State(s): Shared, ApiPath(digest): ApiPath<String>) -> Result<Json<Notarization>, ApiError> {
     let digest = parse_digest("digest", &digest)?;
-    let bytes = s
-        .ledger
-        .store()
-        .get(CF_NOTARIZATIONS, digest.as_bytes())?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("digest {digest} was never notarized"),
-            )
-        })?;
-    Ok(Json(Notarization::from_canonical_bytes(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string())
+    Ok(Json(read_record(&s, CF_NOTARIZATIONS, digest.as_bytes(), || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("digest {digest} was never notarized"),
+        )
     })?))
 }
 
@@ -569,10 +584,7 @@ async fn get_notarization(State(s): Shared, ApiPath(digest): ApiPath<String>) ->
 async fn list_parties(State(s): Shared) -> Result<Json<Vec<Party>>, ApiError> {
     let mut out = Vec::new();
     for (_, v) in s.ledger.store().scan(CF_PARTIES)? {
-        out.push(
-            borsh::from_slice::<Party>(&v)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string()))?,
-        );
+        out.push(decode_stored::<Party>(CF_PARTIES, &v)?);
     }
     Ok(Json(out))
 }
@@ -581,19 +593,12 @@ async fn list_parties(State(s): Shared) -> Result<Json<Vec<Party>>, ApiError> {
     responses((status = 200, body = Party), (status = 404, body = ErrorBody)))]
 async fn get_party(State(s): Shared, ApiPath(code): ApiPath<String>) -> Result<Json<Party>, ApiError> {
     let code = CreditCode::parse(&code).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
-    let bytes = s
-        .ledger
-        .store()
-        .get(CF_PARTIES, code.as_str().as_bytes())?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "party.not_found",
-                format!("no party {code} is registered"),
-            )
-        })?;
-    Ok(Json(borsh::from_slice::<Party>(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string())
+    Ok(Json(read_record(&s, CF_PARTIES, code.as_str().as_bytes(), || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "party.not_found",
+            format!("no party {code} is registered"),
+        )
     })?))
 }
 
@@ -601,15 +606,13 @@ async fn get_party(State(s): Shared, ApiPath(code): ApiPath<String>) -> Result<J
     responses((status = 200, body = KeyBindingView), (status = 404, body = ErrorBody)))]
 async fn get_key(State(s): Shared, ApiPath(key): ApiPath<String>) -> Result<Json<KeyBindingView>, ApiError> {
     let key: liutong_core::PublicKey = key.parse()?;
-    let bytes = s.ledger.store().get(CF_PARTY_KEYS, key.as_bytes())?.ok_or_else(|| {
+    let b: KeyBinding = read_record(&s, CF_PARTY_KEYS, key.as_bytes(), || {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("key {key} belongs to no party"),
         )
     })?;
-    let b: KeyBinding = borsh::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store.corrupt", e.to_string()))?;
     Ok(Json(KeyBindingView {
         public_key: key.to_string(),
         party: b.party.to_string(),

@@ -459,12 +459,7 @@ async fn party(home: &Home, cmd: PartyCommand) -> Result<Output> {
 pub async fn rotate_keys(home: &Home, client: &Client) -> Result<ReceiptView> {
     let old = home.identity()?;
     let new = Identity::generate();
-    let new_pub = new.signing.public_key();
-    let body = RotateKeys {
-        new_signing_key: new_pub,
-        new_encryption_key: new.encryption.public_key(),
-        possession: new.signing.sign(&rotation_message(&old.signing.public_key(), &new_pub)),
-    };
+    let body = RotateKeys::new(&old.signing.public_key(), &new.signing, new.encryption.public_key());
     let r = submit(home, client, KIND_ROTATE_KEYS, &body).await?;
     home.replace_identity(&new)?;
     Ok(r)
@@ -702,12 +697,7 @@ async fn crash_writer(home: &Home) -> Result<Output> {
         let n = 1 + (round % 40) as usize;
         let raw: Vec<Vec<u8>> = (0..n)
             .map(|_| {
-                let body = Notarize {
-                    digest: liutong_core::sha256(&rand::random::<[u8; 32]>()),
-                    file_name: None,
-                    media_type: None,
-                    note: None,
-                };
+                let body = Notarize::of_digest(liutong_core::sha256(&rand::random::<[u8; 32]>()));
                 liutong_core::Canonical::canonical_bytes(&sign_tx(
                     &genesis.chain_id,
                     KIND_NOTARIZE,

@@ -403,12 +403,7 @@ fn refusal_text(e: Option<Error>) -> String {
 fn notarize_bytes(home: &Home, content: &[u8]) -> Result<Vec<u8>> {
     let genesis = home.genesis()?;
     let identity = home.identity()?;
-    let body = Notarize {
-        digest: liutong_core::sha256(content),
-        file_name: None,
-        media_type: None,
-        note: None,
-    };
+    let body = Notarize::of_digest(liutong_core::sha256(content));
     Ok(sign_tx(&genesis.chain_id, KIND_NOTARIZE, &body, &identity.signing).canonical_bytes())
 }
 

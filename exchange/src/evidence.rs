@@ -95,7 +95,7 @@ fn proof_evidence(p: &InclusionProofView) -> ProofEvidence {
 pub async fn build_bundle(client: &Client, genesis: &Genesis, tx_id: &Digest) -> Result<EvidenceBundle> {
     let proof = client.inclusion_proof(tx_id, None).await?;
     let height = proof.header.height;
-    let tx = SignedTx::from_canonical_bytes(&hex_bytes("tx bytes", &proof.tx_bytes)?)?;
+    let tx = SignedTx::from_canonical_bytes(&liutong_core::from_hex("tx bytes", &proof.tx_bytes)?)?;
     let mut key = tx.tx.signer;
     let mut key_bindings = Vec::new();
     while key != genesis.operator.signing_key {
@@ -106,7 +106,7 @@ pub async fn build_bundle(client: &Client, genesis: &Genesis, tx_id: &Digest) ->
             .ok_or_else(|| Error::BadEvidence(format!("key {key} has no binding transaction")))?
             .parse()?;
         let p = client.inclusion_proof(&by, Some(height)).await?;
-        let bound = SignedTx::from_canonical_bytes(&hex_bytes("tx bytes", &p.tx_bytes)?)?;
+        let bound = SignedTx::from_canonical_bytes(&liutong_core::from_hex("tx bytes", &p.tx_bytes)?)?;
         key_bindings.push(KeyBindingEvidence {
             tx: TxEvidence {
                 id: by.to_string(),
@@ -137,15 +137,6 @@ pub async fn build_bundle(client: &Client, genesis: &Genesis, tx_id: &Digest) ->
     })
 }
 
-fn hex_bytes(what: &'static str, text: &str) -> Result<Vec<u8>> {
-    hex::decode(text.trim()).map_err(|e| {
-        Error::Core(liutong_core::Error::BadHex {
-            what,
-            reason: e.to_string(),
-        })
-    })
-}
-
 fn bad(msg: impl Into<String>) -> Error {
     Error::BadEvidence(msg.into())
 }
@@ -158,7 +149,7 @@ fn check_tx(
     header: &SignedHeader,
     genesis: &Genesis,
 ) -> Result<SignedTx> {
-    let bytes = hex_bytes("tx bytes", &tx.bytes)?;
+    let bytes = liutong_core::from_hex("tx bytes", &tx.bytes)?;
     let id = sha256(&bytes);
     if id != Digest(from_hex_array::<32>("tx id", &tx.id)?) {
         return Err(bad(format!(

@@ -14,6 +14,18 @@ pub struct Notarize {
     pub note: Option<String>,
 }
 
+impl Notarize {
+    /// A notarization of a bare digest, with no metadata.
+    pub fn of_digest(digest: Digest) -> Notarize {
+        Notarize {
+            digest,
+            file_name: None,
+            media_type: None,
+            note: None,
+        }
+    }
+}
+
 pub const MAX_FILE_NAME: usize = 255;
 pub const MAX_MEDIA_TYPE: usize = 127;
 pub const MAX_NOTE: usize = 2000;

@@ -147,6 +147,18 @@ pub struct RotateKeys {
     pub possession: Signature,
 }
 
+impl RotateKeys {
+    /// Rotates from `old` to `new_signing`, which signs the possession proof.
+    pub fn new(old: &PublicKey, new_signing: &liutong_core::SigningKey, new_encryption: EncryptionPublicKey) -> Self {
+        let new = new_signing.public_key();
+        RotateKeys {
+            new_signing_key: new,
+            new_encryption_key: new_encryption,
+            possession: new_signing.sign(&rotation_message(old, &new)),
+        }
+    }
+}
+
 pub const ROTATION_DOMAIN: &[u8] = b"liutong/rotate-keys/v1\0";
 
 /// What the new key signs to prove possession: domain ‖ old key ‖ new key.

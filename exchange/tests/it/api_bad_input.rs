@@ -27,12 +27,7 @@ async fn refused_transactions_have_codes_and_change_nothing() {
     net.client.submit_bytes(&committed).await.expect("commits");
     let reused_nonce = {
         let decoded = liutong_ledger::SignedTx::from_canonical_bytes(&committed).expect("decodes");
-        let body = liutong_exchange::notary::Notarize {
-            digest: liutong_core::sha256(b"another document"),
-            file_name: None,
-            media_type: None,
-            note: None,
-        };
+        let body = liutong_exchange::notary::Notarize::of_digest(liutong_core::sha256(b"another document"));
         raw_tx(
             &net.chain,
             KIND_NOTARIZE,
@@ -45,12 +40,9 @@ async fn refused_transactions_have_codes_and_change_nothing() {
     let mut bad_sig = notarize(&net, &member_id.signing, b"forged");
     let last = bad_sig.len() - 1;
     bad_sig[last] ^= 0x40;
-    let good_body = liutong_core::encode_canonical(&liutong_exchange::notary::Notarize {
-        digest: liutong_core::sha256(b"x"),
-        file_name: None,
-        media_type: None,
-        note: None,
-    });
+    let good_body = liutong_core::encode_canonical(&liutong_exchange::notary::Notarize::of_digest(
+        liutong_core::sha256(b"x"),
+    ));
     let bad_code_body = RegisterParty {
         legal_name: "Fake Co".into(),
         credit_code: "91310000MA0000000X".into(),

@@ -142,6 +142,11 @@ pub async fn post_raw(net: &Net, path: &str, content_type: &str, body: Vec<u8>) 
         .send()
         .await
         .expect("node answers");
+    json_answer(resp).await
+}
+
+/// (status, JSON body) of an answer; every answer of the API must be JSON.
+async fn json_answer(resp: reqwest::Response) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
     let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("answer is not JSON: {text}"));
@@ -152,10 +157,7 @@ pub async fn get_raw(net: &Net, path: &str) -> (u16, serde_json::Value) {
     let resp = reqwest::get(format!("{}{path}", net.node.url))
         .await
         .expect("node answers");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("answer is not JSON: {text}"));
-    (status, json)
+    json_answer(resp).await
 }
 
 /// Submits raw bytes and returns the refusal code (panics if accepted).

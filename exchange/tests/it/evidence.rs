@@ -176,13 +176,7 @@ async fn bundles_follow_key_rotations_back_to_the_registration() {
     let net = orderer().await;
     let (old, c) = member(&net, 31).await;
     let new = Identity::generate();
-    let body = RotateKeys {
-        new_signing_key: new.signing.public_key(),
-        new_encryption_key: new.encryption.public_key(),
-        possession: new
-            .signing
-            .sign(&rotation_message(&old.signing.public_key(), &new.signing.public_key())),
-    };
+    let body = RotateKeys::new(&old.signing.public_key(), &new.signing, new.encryption.public_key());
     net.client
         .submit_bytes(&sign_tx(&net.chain, KIND_ROTATE_KEYS, &body, &old.signing).canonical_bytes())
         .await

@@ -87,23 +87,14 @@ async fn key_rotation_retires_the_old_key() {
     let (old, c) = member(&net, 20).await;
     let new = Identity::generate();
     // A rotation whose possession proof is not made by the new key is refused.
-    let forged = RotateKeys {
-        new_signing_key: new.signing.public_key(),
-        new_encryption_key: new.encryption.public_key(),
-        possession: old
-            .signing
-            .sign(&rotation_message(&old.signing.public_key(), &new.signing.public_key())),
-    };
+    let mut forged = RotateKeys::new(&old.signing.public_key(), &new.signing, new.encryption.public_key());
+    forged.possession = old
+        .signing
+        .sign(&rotation_message(&old.signing.public_key(), &new.signing.public_key()));
     let bytes = sign_tx(&net.chain, KIND_ROTATE_KEYS, &forged, &old.signing).canonical_bytes();
     assert_eq!(refusal(&net, &bytes).await, "party.bad_possession_proof");
 
-    let body = RotateKeys {
-        new_signing_key: new.signing.public_key(),
-        new_encryption_key: new.encryption.public_key(),
-        possession: new
-            .signing
-            .sign(&rotation_message(&old.signing.public_key(), &new.signing.public_key())),
-    };
+    let body = RotateKeys::new(&old.signing.public_key(), &new.signing, new.encryption.public_key());
     let bytes = sign_tx(&net.chain, KIND_ROTATE_KEYS, &body, &old.signing).canonical_bytes();
     net.client.submit_bytes(&bytes).await.expect("rotates");
     let p = net.client.party(&c).await.expect("party");
