@@ -520,14 +520,15 @@ pub async fn notarize_file(
         note,
     };
     let r = submit(home, client, KIND_NOTARIZE, &body).await?;
+    let record: serde_json::Value = serde_json::from_str(r.result.get())
+        .map_err(|e| Error::Io(format!("the node's receipt holds no JSON record: {e}")))?;
     let height = r
         .height
-        .or_else(|| r.result.get("height").and_then(|h| h.as_u64()))
+        .or_else(|| record.get("height").and_then(|h| h.as_u64()))
         .unwrap_or(0);
     let tx_id = match r.status {
         crate::wire::ReceiptStatus::Committed => r.tx_id.clone(),
-        crate::wire::ReceiptStatus::Existing => r
-            .result
+        crate::wire::ReceiptStatus::Existing => record
             .get("tx_id")
             .and_then(|t| t.as_str())
             .unwrap_or_default()
@@ -540,7 +541,7 @@ pub async fn notarize_file(
         tx_id,
         height,
         new: r.status == crate::wire::ReceiptStatus::Committed,
-        record: r.result,
+        record,
     })
 }
 

@@ -216,8 +216,8 @@ fn check_endpoint(endpoint: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).expect("records serialize to JSON")
+fn to_json<T: serde::Serialize>(value: &T) -> liutong_ledger::RecordJson {
+    serde_json::value::to_raw_value(value).expect("records serialize to JSON")
 }
 
 fn register(
@@ -420,7 +420,9 @@ impl Canonical for Notarization {
 /// that do not decode.
 pub fn describe_body(kind: &str, body: &[u8]) -> Option<serde_json::Value> {
     fn j<T: BorshDeserialize + serde::Serialize>(body: &[u8]) -> Option<serde_json::Value> {
-        borsh::from_slice::<T>(body).ok().map(|v| to_json(&v))
+        borsh::from_slice::<T>(body)
+            .ok()
+            .map(|v| serde_json::to_value(&v).expect("bodies serialize to JSON"))
     }
     match kind {
         KIND_REGISTER => j::<RegisterParty>(body),

@@ -53,7 +53,7 @@ pub struct ReceiptView {
     pub height: Option<u64>,
     /// The record the transaction created or found (a party, a notarization).
     #[schema(value_type = Object)]
-    pub result: serde_json::Value,
+    pub result: liutong_ledger::RecordJson,
 }
 
 impl From<liutong_ledger::Receipt> for ReceiptView {
@@ -99,10 +99,39 @@ impl ReceiptView {
 
 /// One answer of a batch: a receipt or an error.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "BatchItemFields")]
 pub enum BatchItem {
     Receipt(ReceiptView),
     Error { error: ErrorBody },
+}
+
+/// The fields either kind of batch answer may have, read in one pass (an
+/// untagged enum would buffer every item, and cannot hold a raw record).
+#[derive(Deserialize)]
+struct BatchItemFields {
+    tx_id: Option<String>,
+    status: Option<ReceiptStatus>,
+    index: Option<u64>,
+    height: Option<u64>,
+    result: Option<liutong_ledger::RecordJson>,
+    error: Option<ErrorBody>,
+}
+
+impl TryFrom<BatchItemFields> for BatchItem {
+    type Error = String;
+    fn try_from(f: BatchItemFields) -> std::result::Result<Self, String> {
+        match (f.error, f.tx_id, f.status, f.result) {
+            (Some(error), None, None, None) => Ok(BatchItem::Error { error }),
+            (None, Some(tx_id), Some(status), Some(result)) => Ok(BatchItem::Receipt(ReceiptView {
+                tx_id,
+                status,
+                index: f.index,
+                height: f.height,
+                result,
+            })),
+            _ => Err("a batch answer is either a receipt (tx_id, status, result) or an error".into()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

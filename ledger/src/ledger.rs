@@ -3,7 +3,7 @@
 
 use crate::block::{Block, BlockHeader, LedgerGenesis, SignedHeader};
 use crate::merkle::{self, Frontier};
-use crate::state::{Applied, Overlay, StateMachine};
+use crate::state::{Applied, Overlay, RecordJson, StateMachine, WriteSet};
 use crate::store::*;
 use crate::tx::{verify_signatures, CheckedTx, EnvelopeRules, SignedTx, TxId};
 use crate::{Error, Result};
@@ -12,9 +12,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-/// One store write: column family, key, and the value (`None` deletes).
-type Write<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
+use std::time::Instant;
 
 /// What a transaction sees of the block it is applied in.
 #[derive(Clone, Copy, Debug)]
@@ -39,10 +37,10 @@ pub enum TxOutcome {
     Committed {
         index: u64,
         height: u64,
-        result: serde_json::Value,
+        result: RecordJson,
     },
     /// Not committed: it would only repeat the existing record in `result`.
-    Existing { result: serde_json::Value },
+    Existing { result: RecordJson },
 }
 
 /// A committed transaction as stored.
@@ -88,6 +86,40 @@ impl ChainReport {
     }
 }
 
+/// Where the next block is built: a sealed block that may still be on its
+/// way to disk. The next block reads its writes before the store's.
+#[derive(Clone)]
+pub struct Tip {
+    header: SignedHeader,
+    frontier: Frontier,
+    state: Arc<WriteSet>,
+}
+
+/// A block the orderer has sealed, not yet durable, with the answers its
+/// submitters get once it is. When no transaction was accepted there is no
+/// block, but the answers still wait their turn: an `existing` answer may
+/// rest on the block sealed before.
+pub struct Sealed {
+    /// Hash of the header this was built on (the genesis digest for block 1).
+    parent: Digest,
+    height: u64,
+    block: Option<SealedBlock>,
+    answers: Vec<Result<(TxId, Applied, u64)>>,
+    started: Instant,
+}
+
+struct SealedBlock {
+    tip: Tip,
+    log: Vec<(u8, u64, Digest)>,
+}
+
+impl Sealed {
+    /// The tip the next block builds on, when this sealed a block.
+    pub fn tip(&self) -> Option<Tip> {
+        self.block.as_ref().map(|b| b.tip.clone())
+    }
+}
+
 struct Writer {
     frontier: Frontier,
     head: Option<SignedHeader>,
@@ -119,19 +151,21 @@ impl Ledger {
                 )))
             }
             None => {
-                let mut overlay = Overlay::over(&store);
+                let mut overlay = Overlay::over(&store, None);
                 machine
                     .genesis_state(&mut overlay)
                     .map_err(|r| Error::rejected(r.code, r.message))?;
                 let writes = overlay.into_writes();
-                let mut all: Vec<Write<'_>> = writes.into_iter().map(|((cf, k), v)| (cf, k, v)).collect();
-                all.push((
-                    CF_META,
-                    META_GENESIS.to_vec(),
-                    Some(genesis.genesis_digest.as_bytes().to_vec()),
-                ));
-                all.push((CF_META, META_HEAD.to_vec(), Some(u64_key(0))));
-                store.write(all)?;
+                let head = u64_key(0);
+                let meta = [
+                    (
+                        CF_META,
+                        META_GENESIS,
+                        Some(genesis.genesis_digest.as_bytes().as_slice()),
+                    ),
+                    (CF_META, META_HEAD, Some(head.as_slice())),
+                ];
+                store.write(writes.iter().chain(meta))?;
             }
         }
         let height = match store.get(CF_META, META_HEAD)? {
@@ -222,17 +256,31 @@ impl Ledger {
         Ok(applied)
     }
 
-    /// Orderer path: applies the checked transactions in order, seals what was
-    /// accepted into one block signed with `key`, commits it durably, and only
-    /// then returns one answer per transaction.
+    /// Orderer path, in one step: seals a block on the durable head and commits
+    /// it; one answer per transaction, each sent only after the block is durable.
     pub fn propose_block(&self, txs: Vec<CheckedTx>, key: &SigningKey, now: Timestamp) -> Result<Vec<Result<Receipt>>> {
-        let started = std::time::Instant::now();
-        let mut w = self.lock_writer();
-        let prev = w.head.as_ref().map(|h| &h.header);
+        Ok(self.commit_sealed(self.seal_block(txs, key, now, None)))
+    }
+
+    /// Orderer path, first half: applies the checked transactions in order on
+    /// top of `on` (a sealed block still on its way to disk) or of the durable
+    /// head, and seals what was accepted into one block signed with `key`.
+    /// Nothing is stored and nobody is answered until [`Ledger::commit_sealed`].
+    pub fn seal_block(&self, txs: Vec<CheckedTx>, key: &SigningKey, now: Timestamp, on: Option<&Tip>) -> Sealed {
+        let started = Instant::now();
+        let (prev, frontier, pending) = match on {
+            Some(t) => (Some(t.header.clone()), t.frontier.clone(), Some(t.state.clone())),
+            None => {
+                let w = self.lock_writer();
+                (w.head.clone(), w.frontier.clone(), None)
+            }
+        };
+        let prev = prev.as_ref().map(|h| &h.header);
         let height = prev.map_or(1, |h| h.height + 1);
         let timestamp = now.max(prev.map_or(0, |h| h.timestamp));
-        let first = w.frontier.size();
-        let mut overlay = Overlay::over(&self.store);
+        let parent = prev.map_or(self.genesis.genesis_digest, BlockHeader::hash);
+        let first = frontier.size();
+        let mut overlay = Overlay::over(&self.store, pending);
         let mut answers: Vec<Result<(TxId, Applied, u64)>> = Vec::with_capacity(txs.len());
         let mut accepted: Vec<&CheckedTx> = Vec::new();
         for c in &txs {
@@ -255,17 +303,17 @@ impl Ledger {
                 }
             }
         }
-        if !accepted.is_empty() {
-            let mut frontier = w.frontier.clone();
-            let mut writes: Vec<Write<'_>> = Vec::new();
+        let block = if accepted.is_empty() {
+            None
+        } else {
+            let mut frontier = frontier;
+            let mut log = Vec::with_capacity(accepted.len() * 2);
             for c in &accepted {
-                for (level, index, hash) in frontier.push(merkle::leaf_hash(&c.bytes)) {
-                    writes.push((CF_LOG, log_key(level, index), Some(hash.as_bytes().to_vec())));
-                }
+                log.extend(frontier.push(merkle::leaf_hash(&c.bytes)));
             }
             let header = BlockHeader {
                 height,
-                prev_header_hash: prev.map_or(self.genesis.genesis_digest, BlockHeader::hash),
+                prev_header_hash: parent,
                 first_tx_index: first,
                 tx_count: accepted.len() as u64,
                 log_size: frontier.size(),
@@ -274,21 +322,68 @@ impl Ledger {
                 orderer: key.public_key(),
             }
             .sign(key);
-            let applied = started.elapsed();
-            self.commit(&mut w, header, frontier, overlay, writes)?;
+            Some(SealedBlock {
+                tip: Tip {
+                    header,
+                    frontier,
+                    state: Arc::new(overlay.into_writes()),
+                },
+                log,
+            })
+        };
+        Sealed {
+            parent,
+            height,
+            block,
+            answers,
+            started,
+        }
+    }
+
+    /// Orderer path, second half: makes a sealed block durable (one synced
+    /// write), then answers its transactions. A block that does not build on
+    /// the durable head (the block it was sealed on failed to commit) is
+    /// refused, and so is every transaction in it.
+    pub fn commit_sealed(&self, sealed: Sealed) -> Vec<Result<Receipt>> {
+        let Sealed {
+            parent,
+            height,
+            block,
+            answers,
+            started,
+        } = sealed;
+        let mut w = self.lock_writer();
+        let head = w.head.as_ref().map_or(self.genesis.genesis_digest, |h| h.header.hash());
+        let outcome = if head != parent {
+            Err(Error::Store(format!(
+                "block {height} was built on a block that failed to commit; submit again"
+            )))
+        } else if let Some(b) = block {
+            let txs = b.tip.header.header.tx_count;
+            let sealed_ms = started.elapsed().as_secs_f64() * 1e3;
+            let r = self.commit(&mut w, b.tip, &b.log);
             tracing::debug!(
                 height,
-                txs = accepted.len(),
-                apply_ms = applied.as_secs_f64() * 1e3,
+                txs,
+                sealed_ms,
                 total_ms = started.elapsed().as_secs_f64() * 1e3,
                 "block committed"
             );
-        }
+            r
+        } else {
+            Ok(())
+        };
         drop(w);
-        Ok(answers
+        if let Err(e) = &outcome {
+            tracing::error!(height, error = %e, "block commit failed; its transactions are refused");
+        }
+        answers
             .into_iter()
             .map(|a| {
                 let (tx_id, applied, index) = a?;
+                if let Err(e) = &outcome {
+                    return Err(e.clone());
+                }
                 Ok(Receipt {
                     tx_id,
                     outcome: match applied {
@@ -297,7 +392,7 @@ impl Ledger {
                     },
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Follower path: checks a block from the orderer completely (orderer
@@ -366,9 +461,9 @@ impl Ledger {
             .enumerate()
             .map(|(i, r)| r.map_err(|e| Error::BadBlock(format!("block {} transaction {i}: {e}", h.height))))
             .collect::<Result<_>>()?;
-        let mut overlay = Overlay::over(&self.store);
+        let mut overlay = Overlay::over(&self.store, None);
         let mut frontier = w.frontier.clone();
-        let mut writes: Vec<Write<'_>> = Vec::new();
+        let mut log = Vec::with_capacity(checked.len() * 2);
         for (i, c) in checked.iter().enumerate() {
             let ctx = BlockContext {
                 height: h.height,
@@ -390,9 +485,7 @@ impl Ledger {
                     )))
                 }
             }
-            for (level, index, hash) in frontier.push(merkle::leaf_hash(&c.bytes)) {
-                writes.push((CF_LOG, log_key(level, index), Some(hash.as_bytes().to_vec())));
-            }
+            log.extend(frontier.push(merkle::leaf_hash(&c.bytes)));
         }
         if frontier.root() != h.log_root {
             return Err(Error::BadBlock(format!(
@@ -403,29 +496,35 @@ impl Ledger {
             )));
         }
         let header = block.header.clone();
-        self.commit(&mut w, header.clone(), frontier, overlay, writes)?;
+        let tip = Tip {
+            header: header.clone(),
+            frontier,
+            state: Arc::new(overlay.into_writes()),
+        };
+        self.commit(&mut w, tip, &log)?;
         Ok(header)
     }
 
-    fn commit(
-        &self,
-        w: &mut Writer,
-        header: SignedHeader,
-        frontier: Frontier,
-        overlay: Overlay<'_>,
-        mut writes: Vec<Write<'_>>,
-    ) -> Result<()> {
-        let h = &header.header;
-        writes.push((CF_BLOCKS, u64_key(h.height), Some(header.canonical_bytes())));
-        writes.push((CF_BLOCK_INDEX, u64_key(h.first_tx_index), Some(u64_key(h.height))));
-        writes.push((CF_META, META_HEAD.to_vec(), Some(u64_key(h.height))));
-        for ((cf, k), v) in overlay.into_writes() {
-            writes.push((cf, k, v));
-        }
-        self.store.write(writes)?;
+    /// One synced write of a block: its header, its log nodes, its state.
+    fn commit(&self, w: &mut Writer, tip: Tip, log: &[(u8, u64, Digest)]) -> Result<()> {
+        let h = &tip.header.header;
+        let header_bytes = tip.header.canonical_bytes();
+        let (height, first) = (u64_key(h.height), u64_key(h.first_tx_index));
+        let log_keys: Vec<[u8; 9]> = log.iter().map(|(level, index, _)| log_key(*level, *index)).collect();
+        let ledger_writes = [
+            (CF_BLOCKS, height.as_slice(), Some(header_bytes.as_slice())),
+            (CF_BLOCK_INDEX, first.as_slice(), Some(height.as_slice())),
+            (CF_META, META_HEAD, Some(height.as_slice())),
+        ];
+        let log_writes = log_keys
+            .iter()
+            .zip(log)
+            .map(|(k, (_, _, hash))| (CF_LOG, k.as_slice(), Some(hash.as_bytes().as_slice())));
+        self.store
+            .write(tip.state.iter().chain(log_writes).chain(ledger_writes))?;
         let height = h.height;
-        w.frontier = frontier;
-        w.head = Some(header);
+        w.frontier = tip.frontier;
+        w.head = Some(tip.header);
         self.heights.send_replace(height);
         Ok(())
     }
@@ -595,7 +694,7 @@ impl Ledger {
                     }
                 };
                 for (level, i, hash) in frontier.push(merkle::leaf_hash(&bytes)) {
-                    expected_log.insert(log_key(level, i), hash.as_bytes().to_vec());
+                    expected_log.insert(log_key(level, i).to_vec(), hash.as_bytes().to_vec());
                 }
                 let id = liutong_core::sha256(&bytes);
                 expected_ids.insert(id.as_bytes().to_vec(), u64_key(index));
@@ -662,9 +761,9 @@ impl Ledger {
         for cf in self.store.app_column_families().iter().copied().chain([CF_NONCES]) {
             by_cf.insert(cf, BTreeMap::new());
         }
-        for ((cf, k), v) in writes {
+        for (cf, k, v) in writes.iter() {
             if let Some(v) = v {
-                by_cf.entry(cf).or_default().insert(k, v);
+                by_cf.entry(cf).or_default().insert(k.to_vec(), v.to_vec());
             }
         }
         for (cf, expected) in &by_cf {

@@ -21,8 +21,10 @@ mod tx;
 
 pub use block::{Block, BlockHeader, LedgerGenesis, LedgerParams, SignedHeader, HEADER_SIGNING_DOMAIN};
 pub use error::{Error, Result};
-pub use ledger::{BlockContext, ChainReport, ConsistencyProof, InclusionProof, Ledger, Receipt, TxOutcome, TxRecord};
+pub use ledger::{
+    BlockContext, ChainReport, ConsistencyProof, InclusionProof, Ledger, Receipt, Sealed, Tip, TxOutcome, TxRecord,
+};
 pub use ordering::{Ordering, Solo, Submission};
-pub use state::{Applied, Overlay, Rejection, StateMachine};
+pub use state::{Applied, Overlay, RecordJson, Rejection, StateMachine, WriteSet};
 pub use store::Store;
 pub use tx::{verify_signatures, CheckedTx, EnvelopeRules, SignedTx, Transaction, TxId, TX_SIGNING_DOMAIN};

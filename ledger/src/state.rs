@@ -5,17 +5,21 @@ use crate::ledger::BlockContext;
 use crate::store::Store;
 use crate::{Result, SignedTx, TxId};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A record as JSON, rendered once by the state machine and passed through
+/// to the submitter verbatim.
+pub type RecordJson = Box<serde_json::value::RawValue>;
 
 /// What applying one transaction produced.
 #[derive(Debug, Clone)]
 pub enum Applied {
     /// The transaction changes state and is committed; the value is its result.
-    Committed(serde_json::Value),
+    Committed(RecordJson),
     /// The transaction would only repeat an existing record (idempotent
     /// requests such as notarizing a known digest): it is not committed and the
     /// submitter gets the existing record.
-    Existing(serde_json::Value),
+    Existing(RecordJson),
 }
 
 /// A refusal by the state machine, with a stable code.
@@ -53,27 +57,81 @@ pub trait StateMachine: Send + Sync + 'static {
     ) -> Result<Applied, Rejection>;
 }
 
-type Key = (&'static str, Vec<u8>);
+/// Fast hashing for the overlay's maps. Keys are digests, public keys and
+/// log indices; foldhash is seeded per process, so chosen keys cannot aim at
+/// collisions.
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// One write of the transaction being applied: column family, key, value.
+type TxWrite = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+/// Values of one column family: key → value (`None`: deleted).
+type CfMap = FastMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A set of writes, per column family: one block's state changes.
+#[derive(Default, Debug)]
+pub struct WriteSet {
+    cfs: Vec<(&'static str, CfMap)>,
+}
+
+impl WriteSet {
+    fn cf(&self, cf: &str) -> Option<&CfMap> {
+        self.cfs.iter().find(|(name, _)| *name == cf).map(|(_, m)| m)
+    }
+
+    fn cf_mut(&mut self, cf: &'static str) -> &mut CfMap {
+        let at = match self.cfs.iter().position(|(name, _)| *name == cf) {
+            Some(i) => i,
+            None => {
+                self.cfs.push((cf, CfMap::default()));
+                self.cfs.len() - 1
+            }
+        };
+        &mut self.cfs[at].1
+    }
+
+    /// `Some(value)` when the set writes this key (`Some(None)`: deletes it).
+    pub fn get(&self, cf: &str, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.cf(cf)?.get(key)
+    }
+
+    fn insert(&mut self, cf: &'static str, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.cf_mut(cf).insert(key, value);
+    }
+
+    /// Every write, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8], Option<&[u8]>)> + '_ {
+        self.cfs
+            .iter()
+            .flat_map(|(cf, m)| m.iter().map(move |(k, v)| (*cf, k.as_slice(), v.as_deref())))
+    }
+}
 
 /// Pending writes of a block over the store (or over nothing, for replay).
-/// Writes of the transaction being applied are held apart so a refused
+/// Reads see, newest first: the transaction being applied, the block so far,
+/// the block sealed just before (which may still be on its way to disk), the
+/// store. Writes of the transaction being applied are held apart so a refused
 /// transaction leaves no trace.
 pub struct Overlay<'a> {
     base: Option<&'a Store>,
-    block: HashMap<Key, Option<Vec<u8>>>,
-    tx: HashMap<Key, Option<Vec<u8>>>,
+    pending: Option<Arc<WriteSet>>,
+    block: WriteSet,
+    /// The current transaction's writes, in order; a handful, so a list.
+    tx: Vec<TxWrite>,
     /// Values read from the store during this block. The store cannot change
-    /// under a block (the ledger's writer lock is held), so a signer's party
-    /// record read for its first transaction serves all its others.
-    read_cache: RefCell<HashMap<Key, Option<Vec<u8>>>>,
+    /// under a block in a way the block could see (what lands meanwhile is the
+    /// pending block, which is read first), so a signer's party record read
+    /// for its first transaction serves all its others.
+    read_cache: RefCell<WriteSet>,
 }
 
 impl<'a> Overlay<'a> {
-    pub(crate) fn over(store: &'a Store) -> Self {
+    pub(crate) fn over(store: &'a Store, pending: Option<Arc<WriteSet>>) -> Self {
         Overlay {
             base: Some(store),
-            block: HashMap::new(),
-            tx: HashMap::new(),
+            pending,
+            block: WriteSet::default(),
+            tx: Vec::new(),
             read_cache: RefCell::default(),
         }
     }
@@ -81,48 +139,55 @@ impl<'a> Overlay<'a> {
     pub(crate) fn empty() -> Overlay<'static> {
         Overlay {
             base: None,
-            block: HashMap::new(),
-            tx: HashMap::new(),
+            pending: None,
+            block: WriteSet::default(),
+            tx: Vec::new(),
             read_cache: RefCell::default(),
         }
     }
 
     pub fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let k = (cf, key.to_vec());
-        if let Some(v) = self.tx.get(&k).or_else(|| self.block.get(&k)) {
+        if let Some((_, _, v)) = self.tx.iter().rev().find(|(c, k, _)| *c == cf && k.as_slice() == key) {
             return Ok(v.clone());
         }
-        if let Some(v) = self.read_cache.borrow().get(&k) {
+        if let Some(v) = self.block.get(cf, key) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.pending.as_ref().and_then(|p| p.get(cf, key)) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.read_cache.borrow().get(cf, key) {
             return Ok(v.clone());
         }
         let value = match self.base {
             Some(store) => store.get(cf, key)?,
             None => None,
         };
-        self.read_cache.borrow_mut().insert(k, value.clone());
+        self.read_cache.borrow_mut().insert(cf, key.to_vec(), value.clone());
         Ok(value)
     }
 
     pub fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {
-        self.tx.insert((cf, key), Some(value));
+        self.tx.push((cf, key, Some(value)));
     }
 
     pub fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
-        self.tx.insert((cf, key), None);
+        self.tx.push((cf, key, None));
     }
 
     pub(crate) fn commit_tx(&mut self) {
-        let tx = std::mem::take(&mut self.tx);
-        self.block.extend(tx);
+        for (cf, k, v) in self.tx.drain(..) {
+            self.block.insert(cf, k, v);
+        }
     }
 
     pub(crate) fn rollback_tx(&mut self) {
         self.tx.clear();
     }
 
-    /// The block's writes, sorted, for the write batch or for comparison.
-    pub(crate) fn into_writes(mut self) -> BTreeMap<Key, Option<Vec<u8>>> {
+    /// The block's writes.
+    pub(crate) fn into_writes(mut self) -> WriteSet {
         self.commit_tx();
-        self.block.into_iter().collect()
+        self.block
     }
 }

@@ -27,11 +27,15 @@ impl StateMachine for KeyValue {
             .map_err(|e| Rejection::new(e.code(), e.to_string()))?
             .is_some()
         {
-            return Ok(Applied::Existing(serde_json::json!("exists")));
+            return Ok(Applied::Existing(raw(serde_json::json!("exists"))));
         }
         s.put("kv", tx.tx.body.clone(), ctx.height.to_be_bytes().to_vec());
-        Ok(Applied::Committed(serde_json::json!(ctx.tx_index)))
+        Ok(Applied::Committed(raw(serde_json::json!(ctx.tx_index))))
     }
+}
+
+fn raw(v: serde_json::Value) -> RecordJson {
+    serde_json::value::to_raw_value(&v).expect("JSON values serialize")
 }
 
 fn genesis(orderer: &SigningKey, name: &str) -> LedgerGenesis {
@@ -141,6 +145,80 @@ fn a_refused_transaction_leaves_no_trace_and_the_rest_commit() {
     let again = l.propose_block(vec![dup], &orderer, now).expect("runs");
     assert_eq!(again[0].as_ref().expect_err("duplicate").code(), "tx.duplicate");
     assert_eq!(l.height(), 1, "a block of only refusals is not sealed");
+    assert!(l.verify_chain().expect("runs").ok());
+}
+
+fn outcome_codes(answers: &[Result<Receipt>]) -> Vec<String> {
+    answers
+        .iter()
+        .map(|a| match a {
+            Ok(r) => match r.outcome {
+                TxOutcome::Committed { .. } => "committed".into(),
+                TxOutcome::Existing { .. } => "existing".into(),
+            },
+            Err(e) => e.code().to_string(),
+        })
+        .collect()
+}
+
+/// The orderer seals block 2 while block 1 is still on its way to disk:
+/// block 2 must see block 1's writes (keys, tx ids, nonces) without the store.
+#[test]
+fn a_block_sealed_on_an_undurable_one_sees_its_writes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let orderer = SigningKey::generate();
+    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let k = SigningKey::generate();
+    let now = now_ms();
+    let replay = tx(&k, b"a", 1, "kv-chain", now);
+    let first = checked(&l, vec![replay.clone(), tx(&k, b"b", 2, "kv-chain", now)]);
+    let one = l.seal_block(first, &orderer, now, None);
+    let tip = one.tip().expect("block 1 was sealed");
+    let second = checked(
+        &l,
+        vec![
+            replay,                           // same bytes: a duplicate of block 1's
+            tx(&k, b"c", 2, "kv-chain", now), // block 1's nonce
+            tx(&k, b"b", 3, "kv-chain", now), // block 1's key
+            tx(&k, b"d", 4, "kv-chain", now),
+        ],
+    );
+    let two = l.seal_block(second, &orderer, now, Some(&tip));
+    assert_eq!(l.height(), 0, "sealing stores nothing");
+    assert_eq!(outcome_codes(&l.commit_sealed(one)), ["committed", "committed"]);
+    assert_eq!(
+        outcome_codes(&l.commit_sealed(two)),
+        ["tx.duplicate", "tx.replayed_nonce", "existing", "committed"]
+    );
+    assert_eq!(l.height(), 2);
+    assert_eq!(l.head().expect("head").header.log_size, 3);
+    let report = l.verify_chain().expect("runs");
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+/// If the block a sealed block was built on never becomes durable, the later
+/// block is refused whole and the store stays as it was.
+#[test]
+fn a_block_built_on_a_lost_block_is_refused_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let orderer = SigningKey::generate();
+    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let k = SigningKey::generate();
+    let now = now_ms();
+    let lost = l.seal_block(checked(&l, vec![tx(&k, b"a", 1, "kv-chain", now)]), &orderer, now, None);
+    let tip = lost.tip().expect("sealed");
+    let later = checked(
+        &l,
+        vec![tx(&k, b"b", 2, "kv-chain", now), tx(&k, b"a", 3, "kv-chain", now)],
+    );
+    let on_lost = l.seal_block(later.clone(), &orderer, now, Some(&tip));
+    drop(lost);
+    let answers = l.commit_sealed(on_lost);
+    assert_eq!(outcome_codes(&answers), ["store.error", "store.error"]);
+    assert_eq!(l.height(), 0);
+    // Submitted again on the durable head, both commit (key `a` is new there).
+    let again = l.propose_block(later, &orderer, now).expect("runs");
+    assert_eq!(outcome_codes(&again), ["committed", "committed"]);
     assert!(l.verify_chain().expect("runs").ok());
 }
 
