@@ -6,6 +6,8 @@
 //! signatures produced with `ed25519-dalek`.
 
 use crate::{Error, Result};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
 use rayon::prelude::*;
 
 /// An Ed25519 public key (32 bytes, a valid curve point encoding).
@@ -110,19 +112,88 @@ fn check_bisecting(items: &[VerifyItem<'_>]) -> Vec<bool> {
             .map(|i| i.key.verify(i.message, &i.signature).is_ok())
             .collect();
     }
-    let mut verifier = ed25519_zebra::batch::Verifier::new();
-    for item in items {
-        let vk = ed25519_zebra::VerificationKeyBytes::from(item.key.0);
-        let sig = ed25519_zebra::Signature::from_bytes(&item.signature.0);
-        verifier.queue((vk, sig, item.message));
-    }
-    if verifier.verify(rand::thread_rng()).is_ok() {
+    if batch_holds(items, &mut rand::thread_rng()) {
         return vec![true; items.len()];
     }
     let (left, right) = items.split_at(items.len() / 2);
     let mut out = check_bisecting(left);
     out.extend(check_bisecting(right));
     out
+}
+
+/// Decompressed public keys, by encoding. Decompressing a point costs about as
+/// much as a quarter of a signature check, and signers (registered parties)
+/// sign again and again; bounded, so unknown keys cannot grow it without end.
+static KEY_CACHE: std::sync::LazyLock<std::sync::RwLock<std::collections::HashMap<[u8; 32], EdwardsPoint>>> =
+    std::sync::LazyLock::new(Default::default);
+const KEY_CACHE_MAX: usize = 1 << 16;
+
+fn decompress_key(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+    if let Some(p) = KEY_CACHE.read().unwrap_or_else(|p| p.into_inner()).get(bytes) {
+        return Some(*p);
+    }
+    let point = CompressedEdwardsY(*bytes).decompress()?;
+    let mut cache = KEY_CACHE.write().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= KEY_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(*bytes, point);
+    Some(point)
+}
+
+/// The ZIP-215 batch equation, exactly as `ed25519_zebra::batch::Verifier`
+/// computes it (signatures grouped by key; random 128-bit z per signature;
+/// [8](-(Σ z·s)B + Σ (Σ z·k)A + Σ z·R) = 0, with R and A decoded leniently
+/// and s canonical), except that keys come from [`KEY_CACHE`]. True only
+/// if every signature in the batch is valid (up to the 2^-128 chance of a
+/// random combination cancelling).
+#[allow(non_snake_case)]
+fn batch_holds(items: &[VerifyItem<'_>], rng: &mut impl rand::RngCore) -> bool {
+    use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+    use sha2::Digest as _;
+    let mut by_key: std::collections::HashMap<[u8; 32], Scalar> = std::collections::HashMap::with_capacity(items.len());
+    let mut R_coeffs = Vec::with_capacity(items.len());
+    let mut Rs = Vec::with_capacity(items.len());
+    let mut B_coeff = Scalar::ZERO;
+    for item in items {
+        let (r_bytes, s_bytes) = item.signature.0.split_at(32);
+        let r_bytes: [u8; 32] = r_bytes.try_into().expect("64 = 32 + 32");
+        let s_bytes: [u8; 32] = s_bytes.try_into().expect("64 = 32 + 32");
+        let Some(R) = CompressedEdwardsY(r_bytes).decompress() else {
+            return false;
+        };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+            return false;
+        };
+        let k = Scalar::from_hash(
+            sha2::Sha512::new()
+                .chain_update(r_bytes)
+                .chain_update(item.key.0)
+                .chain_update(item.message),
+        );
+        let mut z = [0u8; 16];
+        rng.fill_bytes(&mut z);
+        let z = Scalar::from(u128::from_le_bytes(z));
+        B_coeff -= z * s;
+        Rs.push(R);
+        R_coeffs.push(z);
+        *by_key.entry(item.key.0).or_insert(Scalar::ZERO) += z * k;
+    }
+    let mut A_coeffs = Vec::with_capacity(by_key.len());
+    let mut As = Vec::with_capacity(by_key.len());
+    for (key, coeff) in by_key {
+        let Some(A) = decompress_key(&key) else {
+            return false;
+        };
+        As.push(A);
+        A_coeffs.push(coeff);
+    }
+    let B = curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    let check = EdwardsPoint::vartime_multiscalar_mul(
+        std::iter::once(&B_coeff).chain(A_coeffs.iter()).chain(R_coeffs.iter()),
+        std::iter::once(&B).chain(As.iter()).chain(Rs.iter()),
+    );
+    check.mul_by_cofactor().is_identity()
 }
 
 #[cfg(test)]
@@ -167,6 +238,90 @@ mod tests {
             PublicKey::try_from_bytes(&bytes).expect_err("must be refused").code(),
             "key.malformed"
         );
+    }
+
+    /// The ZIP-215 small-order cases (as in ed25519-zebra's conformance
+    /// tests): every A and R among the 8 torsion points and the low-order
+    /// non-canonical encodings, with s = 0, is valid under ZIP-215, singly and
+    /// in a batch, alone and mixed with ordinary signatures; s ≥ ℓ never is.
+    #[test]
+    fn zip215_small_order_cases_agree_single_and_batch() {
+        let mut encodings: Vec<[u8; 32]> = curve25519_dalek::constants::EIGHT_TORSION
+            .iter()
+            .map(|p| p.compress().to_bytes())
+            .collect();
+        let mut noncanonical = |low: u8, sign: bool| {
+            // low ‖ 0xff… ‖ 0x7f (+ sign bit): y = p + k for small k, or y = ±1 with x = 0 and the sign bit set.
+            let mut e = [0xffu8; 32];
+            e[0] = low;
+            e[31] = if sign { 0xff } else { 0x7f };
+            encodings.push(e);
+        };
+        noncanonical(0xed, false); // y = p     (= 0)
+        noncanonical(0xed, true);
+        noncanonical(0xee, false); // y = p + 1 (= 1)
+        noncanonical(0xee, true);
+        noncanonical(0xec, true); // y = p - 1 (= -1), sign bit set with x = 0
+        let mut y1_sign = [0u8; 32];
+        y1_sign[0] = 1;
+        y1_sign[31] = 0x80; // y = 1, sign bit set with x = 0
+        encodings.push(y1_sign);
+        let message = b"Zcash".to_vec();
+        let mut cases = Vec::new();
+        for a in &encodings {
+            for r in &encodings {
+                let mut sig = [0u8; 64];
+                sig[..32].copy_from_slice(r);
+                cases.push((PublicKey(*a), Signature(sig)));
+            }
+        }
+        let items: Vec<VerifyItem> = cases
+            .iter()
+            .map(|(key, signature)| VerifyItem {
+                key: *key,
+                signature: *signature,
+                message: &message,
+            })
+            .collect();
+        assert!(
+            items.iter().all(|i| i.key.verify(i.message, &i.signature).is_ok()),
+            "single: all valid"
+        );
+        assert!(verify_batch(&items).iter().all(|ok| *ok), "batch: all valid");
+        // Mixed with ordinary signatures, and with one whose s is not reduced.
+        let k = SigningKey::generate();
+        let good = k.sign(&message);
+        let mut unreduced = good;
+        unreduced.0[63] |= 0xf0; // s ≥ 2^252 + … > ℓ
+        let mut mixed: Vec<VerifyItem> = items
+            .iter()
+            .take(20)
+            .map(|i| VerifyItem {
+                key: i.key,
+                signature: i.signature,
+                message: i.message,
+            })
+            .collect();
+        mixed.push(VerifyItem {
+            key: k.public_key(),
+            signature: good,
+            message: &message,
+        });
+        mixed.push(VerifyItem {
+            key: k.public_key(),
+            signature: unreduced,
+            message: &message,
+        });
+        let single: Vec<bool> = mixed
+            .iter()
+            .map(|i| i.key.verify(i.message, &i.signature).is_ok())
+            .collect();
+        assert_eq!(
+            single.iter().filter(|ok| !**ok).count(),
+            1,
+            "only the unreduced s fails"
+        );
+        assert_eq!(verify_batch(&mixed), single);
     }
 
     proptest! {
