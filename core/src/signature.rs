@@ -101,7 +101,7 @@ pub fn verify_batch(items: &[VerifyItem<'_>]) -> Vec<bool> {
         return Vec::new();
     }
     let threads = rayon::current_num_threads().max(1);
-    let chunk = items.len().div_ceil(threads * 2).clamp(32, 1024);
+    let chunk = items.len().div_ceil(threads).clamp(32, 1024);
     items.par_chunks(chunk).flat_map_iter(check_bisecting).collect()
 }
 

@@ -237,11 +237,14 @@ impl Ledger {
 
     /// Applies one transaction inside a block: duplicate id, nonce, then the state machine.
     fn apply_one(&self, c: &CheckedTx, ctx: &BlockContext, overlay: &mut Overlay<'_>) -> Result<Applied> {
-        if overlay.get(CF_TX_IDS, c.id.as_bytes())?.is_some() {
-            return Err(Error::Duplicate(c.id.to_string()));
-        }
+        // A committed transaction's nonce is recorded with its id, so a new
+        // nonce means a new transaction; only a used one needs the id look-up
+        // that tells a resubmission from a replay.
         let nonce_key = nonce_key(&c.tx);
         if overlay.get(CF_NONCES, &nonce_key)?.is_some() {
+            if overlay.get(CF_TX_IDS, c.id.as_bytes())?.is_some() {
+                return Err(Error::Duplicate(c.id.to_string()));
+            }
             return Err(Error::ReplayedNonce { nonce: c.tx.tx.nonce });
         }
         let applied = self

@@ -123,8 +123,9 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        // Log indices and log nodes arrive in key order within a block: let
-        // the memtable insert each after the previous instead of searching.
+        // Writes arrive in key order per column family (log indices and log
+        // nodes are sequential anyway): the memtable starts each insert's
+        // search where the previous one ended instead of at the top.
         wo.set_memtable_insert_hint_per_batch(true);
         self.db.write_opt(batch, &wo)?;
         Ok(())
