@@ -393,6 +393,7 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
             "direct_p99_us": round2(percentile(&direct, 0.99) * 1000.0),
         }));
     }
+    drop(ledger);
     node.stop().await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 
