@@ -11,6 +11,7 @@ mod credit_code;
 mod digest;
 mod encryption;
 mod error;
+pub mod merkle;
 mod signature;
 mod time;
 

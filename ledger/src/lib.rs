@@ -13,7 +13,7 @@
 mod block;
 mod error;
 mod ledger;
-pub mod merkle;
+pub use liutong_core::merkle;
 mod ordering;
 mod state;
 mod store;

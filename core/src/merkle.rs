@@ -5,7 +5,7 @@
 //! algorithms of RFC 9162 §2.1.3.2 and §2.1.4.2, so any independent
 //! Certificate Transparency verifier agrees with us.
 
-use liutong_core::{sha256, sha256_parts, Digest};
+use crate::{sha256, sha256_parts, Digest};
 
 pub fn leaf_hash(leaf: &[u8]) -> Digest {
     sha256_parts(&[&[0x00], leaf])
