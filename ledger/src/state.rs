@@ -103,7 +103,8 @@ impl WriteSet {
     /// order in which a memtable takes a batch's inserts cheapest).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8], Option<&[u8]>)> + '_ {
         self.cfs.iter().flat_map(|(cf, m)| {
-            let mut entries: Vec<(&[u8], Option<&[u8]>)> = m.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
+            let mut entries: Vec<(&[u8], Option<&[u8]>)> =
+                m.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             entries.into_iter().map(move |(k, v)| (*cf, k, v))
         })
