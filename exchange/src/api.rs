@@ -3,6 +3,7 @@
 //! status; bodies are size-limited, requests time out, a panic becomes a 500
 //! JSON error. The OpenAPI document is generated from these handlers.
 
+use crate::datasets::{self, DatasetRecord, DatasetVersion, SearchPage, SearchQuery};
 use crate::genesis::Genesis;
 use crate::machine::{describe_body, CF_NOTARIZATIONS, CF_PARTIES, CF_PARTY_KEYS};
 use crate::notary::Notarization;
@@ -14,6 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use liutong_catalog::DatasetId;
 use liutong_core::{now_ms, CreditCode, Digest};
 use liutong_ledger::{CheckedTx, Ledger, Ordering, Receipt};
 use serde::de::DeserializeOwned;
@@ -84,10 +86,15 @@ pub fn status_for(code: &str) -> StatusCode {
         | "party.suspended"
         | "party.expelled"
         | "party.not_operator"
-        | "party.key_retired" => StatusCode::FORBIDDEN,
-        "tx.replayed_nonce" | "tx.duplicate" | "party.exists" | "party.key_in_use" | "party.bad_transition" => {
-            StatusCode::CONFLICT
-        }
+        | "party.key_retired"
+        | "dataset.not_provider"
+        | "dataset.not_owner" => StatusCode::FORBIDDEN,
+        "tx.replayed_nonce"
+        | "tx.duplicate"
+        | "party.exists"
+        | "party.key_in_use"
+        | "party.bad_transition"
+        | "dataset.exists" => StatusCode::CONFLICT,
         "node.shutting_down" | "node.unreachable" => StatusCode::SERVICE_UNAVAILABLE,
         "request.timeout" => StatusCode::GATEWAY_TIMEOUT,
         "store.error" | "store.corrupt" | "internal.panic" | "io.error" => StatusCode::INTERNAL_SERVER_ERROR,
@@ -224,6 +231,9 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         list_parties,
         get_party,
         get_key,
+        search_datasets,
+        get_dataset,
+        get_dataset_version,
         openapi
     )
 )]
@@ -248,6 +258,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/parties", get(list_parties))
         .route("/v1/parties/{credit_code}", get(get_party))
         .route("/v1/keys/{public_key}", get(get_key))
+        .route("/v1/datasets", get(search_datasets))
+        .route("/v1/datasets/{id}", get(get_dataset))
+        .route("/v1/datasets/{id}/versions/{version}", get(get_dataset_version))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async {
             ApiError::new(
@@ -578,6 +591,42 @@ async fn get_notarization(State(s): Shared, ApiPath(digest): ApiPath<String>) ->
             format!("digest {digest} was never notarized"),
         )
     })?))
+}
+
+/// Search the catalog on this node's own copy of the ledger.
+#[utoipa::path(get, path = "/v1/datasets", params(SearchQuery),
+    responses((status = 200, body = SearchPage), (status = 400, body = ErrorBody)))]
+async fn search_datasets(State(s): Shared, ApiQuery(q): ApiQuery<SearchQuery>) -> Result<Json<SearchPage>, ApiError> {
+    let s2 = s.clone();
+    let page = tokio::task::spawn_blocking(move || datasets::search(s2.ledger.store(), &q))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal.panic", "search failed"))??;
+    Ok(Json(page))
+}
+
+fn parse_dataset_id(text: &str) -> Result<DatasetId, ApiError> {
+    text.parse::<DatasetId>()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "request.invalid", e.to_string()))
+}
+
+#[utoipa::path(get, path = "/v1/datasets/{id}", params(("id" = String, Path, description = "dataset id (32 hex digits)")),
+    responses((status = 200, body = DatasetRecord), (status = 404, body = ErrorBody)))]
+async fn get_dataset(State(s): Shared, ApiPath(id): ApiPath<String>) -> Result<Json<DatasetRecord>, ApiError> {
+    Ok(Json(datasets::dataset(s.ledger.store(), &parse_dataset_id(&id)?)?))
+}
+
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}",
+    params(("id" = String, Path, description = "dataset id"), ("version" = u32, Path, description = "1 for the first")),
+    responses((status = 200, body = DatasetVersion), (status = 404, body = ErrorBody)))]
+async fn get_dataset_version(
+    State(s): Shared,
+    ApiPath((id, version)): ApiPath<(String, u32)>,
+) -> Result<Json<DatasetVersion>, ApiError> {
+    Ok(Json(datasets::version(
+        s.ledger.store(),
+        &parse_dataset_id(&id)?,
+        version,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/parties", responses((status = 200, body = Vec<Party>)))]

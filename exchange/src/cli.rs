@@ -57,6 +57,9 @@ pub enum Command {
     /// Manage parties: keys, registration and standing.
     #[command(subcommand)]
     Party(PartyCommand),
+    /// Datasets in the catalog: register, new versions, delist, show, search.
+    #[command(subcommand)]
+    Dataset(crate::dataset_cli::DatasetCommand),
     /// Notarize files: put their SHA-256 digests on the ledger.
     Notarize {
         #[arg(required = true)]
@@ -196,7 +199,7 @@ pub struct Output {
 }
 
 impl Output {
-    fn ok(text: String, json: serde_json::Value) -> Output {
+    pub(crate) fn ok(text: String, json: serde_json::Value) -> Output {
         Output { text, json, ok: true }
     }
 }
@@ -208,6 +211,7 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Init(a) => init(&home, &a),
         Command::Node { listen, follow } => run_node(home, listen, follow).await,
         Command::Party(p) => party(&home, p).await,
+        Command::Dataset(d) => crate::dataset_cli::run(&home, d).await,
         Command::Notarize {
             files,
             node,
@@ -255,6 +259,7 @@ pub fn init(home: &Home, a: &InitArgs) -> Result<Output> {
         created_ms: now_ms(),
         orderer: orderer.public_key(),
         params: LedgerParams::default(),
+        catalog: Default::default(),
         operator: GenesisOperator {
             legal_name: a.name.clone(),
             credit_code,
@@ -350,7 +355,12 @@ pub async fn chain_genesis(home: &Home, client: &Client, keep: bool) -> Result<G
     }
 }
 
-async fn submit(home: &Home, client: &Client, kind: &str, body: &impl borsh::BorshSerialize) -> Result<ReceiptView> {
+pub(crate) async fn submit(
+    home: &Home,
+    client: &Client,
+    kind: &str,
+    body: &impl borsh::BorshSerialize,
+) -> Result<ReceiptView> {
     let identity = home.identity()?;
     let genesis = chain_genesis(home, client, true).await?;
     client
@@ -358,7 +368,7 @@ async fn submit(home: &Home, client: &Client, kind: &str, body: &impl borsh::Bor
         .await
 }
 
-fn receipt_text(action: &str, r: &ReceiptView) -> String {
+pub(crate) fn receipt_text(action: &str, r: &ReceiptView) -> String {
     match r.height {
         Some(h) => format!("{action}: committed in block {h} (tx {})", r.tx_id),
         None => format!("{action}: already recorded (tx {})", r.tx_id),

@@ -134,6 +134,48 @@ impl Client {
             .collect())
     }
 
+    /// One page of a catalog search (`/v1/datasets`).
+    pub async fn search_datasets(&self, q: &DatasetSearch) -> Result<crate::datasets::SearchPage> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        for (name, value) in [
+            ("q", &q.q),
+            ("provider", &q.provider),
+            ("kind", &q.kind),
+            ("tag", &q.tag),
+            ("after", &q.after),
+        ] {
+            if let Some(v) = value {
+                params.push((name, v.clone()));
+            }
+        }
+        if q.include_delisted {
+            params.push(("include_delisted", "true".into()));
+        }
+        if let Some(l) = q.limit {
+            params.push(("limit", l.to_string()));
+        }
+        let resp = self
+            .http
+            .get(format!("{}/v1/datasets", self.base))
+            .query(&params)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(resp).await
+    }
+
+    pub async fn dataset(&self, id: &liutong_catalog::DatasetId) -> Result<crate::datasets::DatasetRecord> {
+        self.get(&format!("/v1/datasets/{id}")).await
+    }
+
+    pub async fn dataset_version(
+        &self,
+        id: &liutong_catalog::DatasetId,
+        version: u32,
+    ) -> Result<crate::datasets::DatasetVersion> {
+        self.get(&format!("/v1/datasets/{id}/versions/{version}")).await
+    }
+
     pub async fn tx(&self, id: &Digest) -> Result<TxView> {
         self.get(&format!("/v1/txs/{id}")).await
     }
@@ -200,4 +242,16 @@ fn remote_error(status: u16, bytes: &[u8]) -> Error {
             status,
         },
     }
+}
+
+/// The parameters of a catalog search, as a client sends them.
+#[derive(Clone, Debug, Default)]
+pub struct DatasetSearch {
+    pub q: Option<String>,
+    pub provider: Option<String>,
+    pub kind: Option<String>,
+    pub tag: Option<String>,
+    pub include_delisted: bool,
+    pub limit: Option<usize>,
+    pub after: Option<String>,
 }

@@ -10,6 +10,8 @@ pub enum Error {
     Ledger(#[from] liutong_ledger::Error),
     #[error(transparent)]
     Core(#[from] liutong_core::Error),
+    #[error(transparent)]
+    Catalog(#[from] liutong_catalog::Error),
     #[error("invalid genesis: {0}")]
     BadGenesis(String),
     #[error("invalid request: {0}")]
@@ -32,6 +34,7 @@ impl Error {
         match self {
             Error::Ledger(e) => e.code(),
             Error::Core(e) => e.code(),
+            Error::Catalog(e) => e.code(),
             Error::BadGenesis(_) => "genesis.invalid",
             Error::BadRequest(_) => "request.invalid",
             Error::Io(_) => "io.error",

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Format tag of the JSON file form.
-pub const GENESIS_FORMAT: &str = "liutong-genesis/1";
+pub const GENESIS_FORMAT: &str = "liutong-genesis/2";
 
 /// The operator (the data exchange) as the genesis names it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
@@ -28,6 +28,22 @@ pub struct GenesisOperator {
     pub endpoint: String,
 }
 
+/// The consortium's catalog rules.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogParams {
+    /// Bytes per chunk of every content commitment (a power of two, 4 KiB to 64 MiB).
+    pub chunk_size: u32,
+}
+
+impl Default for CatalogParams {
+    fn default() -> Self {
+        CatalogParams {
+            chunk_size: liutong_catalog::DEFAULT_CHUNK_SIZE,
+        }
+    }
+}
+
 /// `genesis_digest` = SHA-256 of this document's canonical (borsh) bytes.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +56,7 @@ pub struct Genesis {
     pub orderer: PublicKey,
     #[schema(value_type = Object)]
     pub params: LedgerParams,
+    pub catalog: CatalogParams,
     pub operator: GenesisOperator,
 }
 
@@ -90,6 +107,8 @@ impl Genesis {
                 "params: max_tx_bytes must be at least 1024, block_max_txs and max_clock_skew_ms above 0".into(),
             ));
         }
+        liutong_catalog::check_chunk_size(self.catalog.chunk_size)
+            .map_err(|e| Error::BadGenesis(format!("catalog: {e}")))?;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! liutong-exchange: the node of a liutong consortium.
 //!
 //! It owns the exchange's state machine (parties and their standing,
-//! notarizations; later datasets, grants and the access log), the genesis
+//! notarizations, datasets and their search index; later grants and the
+//! access log), the genesis
 //! document, the HTTP API under `/v1` and its client, the follower loop,
 //! evidence bundles, and the `liutong` command line with its demo and
 //! benchmarks. The ledger below it orders and proves; this crate gives the
@@ -11,6 +12,8 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod dataset_cli;
+pub mod datasets;
 pub mod demo;
 mod error;
 pub mod evidence;

@@ -2,6 +2,7 @@
 //! deterministic in (state, transaction, block context): followers and
 //! `chain verify` replay it and must reach the same bytes.
 
+use crate::datasets;
 use crate::genesis::Genesis;
 use crate::notary::{self, Notarization, Notarize};
 use crate::party::*;
@@ -15,6 +16,12 @@ pub const CF_PARTIES: &str = "parties";
 pub const CF_PARTY_KEYS: &str = "party_keys";
 /// Column family: digest → borsh [`Notarization`].
 pub const CF_NOTARIZATIONS: &str = "notarizations";
+/// Column family: dataset id → borsh [`crate::datasets::DatasetRecord`].
+pub const CF_DATASETS: &str = "datasets";
+/// Column family: dataset id ‖ version (u32 BE) → borsh [`crate::datasets::DatasetVersion`].
+pub const CF_DATASET_VERSIONS: &str = "dataset_versions";
+/// Column family: the catalog's search index (see `datasets.rs`).
+pub const CF_CATALOG_INDEX: &str = "catalog_index";
 
 pub const KIND_REGISTER: &str = "party.register";
 pub const KIND_APPROVE: &str = "party.approve";
@@ -24,9 +31,12 @@ pub const KIND_REINSTATE: &str = "party.reinstate";
 pub const KIND_EXPEL: &str = "party.expel";
 pub const KIND_ROTATE_KEYS: &str = "party.rotate_keys";
 pub const KIND_NOTARIZE: &str = "notary.notarize";
+pub const KIND_DATASET_REGISTER: &str = "dataset.register";
+pub const KIND_DATASET_UPDATE: &str = "dataset.update";
+pub const KIND_DATASET_DELIST: &str = "dataset.delist";
 
 /// Every transaction kind this state machine knows.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 11] = [
     KIND_REGISTER,
     KIND_APPROVE,
     KIND_REJECT,
@@ -35,6 +45,9 @@ pub const KINDS: [&str; 8] = [
     KIND_EXPEL,
     KIND_ROTATE_KEYS,
     KIND_NOTARIZE,
+    KIND_DATASET_REGISTER,
+    KIND_DATASET_UPDATE,
+    KIND_DATASET_DELIST,
 ];
 
 type Outcome = std::result::Result<Applied, Rejection>;
@@ -51,7 +64,14 @@ impl ExchangeMachine {
 
 impl StateMachine for ExchangeMachine {
     fn column_families(&self) -> Vec<&'static str> {
-        vec![CF_PARTIES, CF_PARTY_KEYS, CF_NOTARIZATIONS]
+        vec![
+            CF_PARTIES,
+            CF_PARTY_KEYS,
+            CF_NOTARIZATIONS,
+            CF_DATASETS,
+            CF_DATASET_VERSIONS,
+            CF_CATALOG_INDEX,
+        ]
     }
 
     fn genesis_state(&self, state: &mut Overlay<'_>) -> Result<(), Rejection> {
@@ -90,6 +110,15 @@ impl StateMachine for ExchangeMachine {
                 let signer = active_signer(state, &t.signer)?;
                 notarize(decode(&t.kind, &t.body)?, &signer, id, ctx, state)
             }
+            KIND_DATASET_REGISTER => {
+                let chunk = self.genesis.catalog.chunk_size;
+                datasets::register(decode(&t.kind, &t.body)?, &t.signer, id, ctx, chunk, state)
+            }
+            KIND_DATASET_UPDATE => {
+                let chunk = self.genesis.catalog.chunk_size;
+                datasets::update(decode(&t.kind, &t.body)?, &t.signer, id, ctx, chunk, state)
+            }
+            KIND_DATASET_DELIST => datasets::delist(decode(&t.kind, &t.body)?, &t.signer, ctx, state),
             other => Err(Rejection::new(
                 "tx.unknown_kind",
                 format!("unknown transaction kind {other:?}; known kinds: {}", KINDS.join(", ")),
@@ -103,11 +132,15 @@ fn decode<T: BorshDeserialize>(kind: &str, body: &[u8]) -> Result<T, Rejection> 
         .map_err(|e| Rejection::new("tx.malformed_body", format!("the body is not a valid {kind} body: {e}")))
 }
 
-fn store_error(e: liutong_ledger::Error) -> Rejection {
+pub(crate) fn store_error(e: liutong_ledger::Error) -> Rejection {
     Rejection::new(e.code(), e.to_string())
 }
 
-fn read<T: BorshDeserialize>(state: &Overlay<'_>, cf: &'static str, key: &[u8]) -> Result<Option<T>, Rejection> {
+pub(crate) fn read<T: BorshDeserialize>(
+    state: &Overlay<'_>,
+    cf: &'static str,
+    key: &[u8],
+) -> Result<Option<T>, Rejection> {
     match state.get(cf, key).map_err(store_error)? {
         None => Ok(None),
         Some(bytes) => borsh::from_slice(&bytes)
@@ -142,7 +175,7 @@ fn bind_key(state: &mut Overlay<'_>, key: &PublicKey, party: &CreditCode, curren
 }
 
 /// The party behind a signing key, refused unless it is active and the key current.
-fn active_signer(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
+pub(crate) fn active_signer(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
     let binding: KeyBinding = read(state, CF_PARTY_KEYS, key.as_bytes())?.ok_or_else(|| {
         Rejection::new(
             "party.unknown_signer",
@@ -216,7 +249,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> liutong_ledger::RecordJson {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> liutong_ledger::RecordJson {
     serde_json::value::to_raw_value(value).expect("records serialize to JSON")
 }
 
@@ -429,6 +462,9 @@ pub fn describe_body(kind: &str, body: &[u8]) -> Option<serde_json::Value> {
         KIND_APPROVE | KIND_REJECT | KIND_SUSPEND | KIND_REINSTATE | KIND_EXPEL => j::<ChangeStanding>(body),
         KIND_ROTATE_KEYS => j::<RotateKeys>(body),
         KIND_NOTARIZE => j::<Notarize>(body),
+        KIND_DATASET_REGISTER => j::<datasets::RegisterDataset>(body),
+        KIND_DATASET_UPDATE => j::<datasets::UpdateDataset>(body),
+        KIND_DATASET_DELIST => j::<datasets::DelistDataset>(body),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@ mod api_bad_input;
 mod cli;
 mod common;
 mod crash;
+mod datasets;
 mod evidence;
 mod follower;
 mod parties;
