@@ -319,6 +319,9 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/parties",
         "/v1/parties/{credit_code}",
         "/v1/keys/{public_key}",
+        "/v1/datasets",
+        "/v1/datasets/{id}",
+        "/v1/datasets/{id}/versions/{version}",
         "/v1/openapi.json",
     ];
     assert_eq!(documented, served.into_iter().collect());
