@@ -26,6 +26,24 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Ledger throughput, commit latency and proof latency.
     Ledger(LedgerBench),
+    /// Catalog search latency as the catalog grows.
+    Catalog(CatalogBench),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CatalogBench {
+    /// Catalog sizes (datasets) at which search latency is measured.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub sizes: Vec<u64>,
+    /// Providers the datasets are spread over.
+    #[arg(long, default_value_t = 100)]
+    pub providers: usize,
+    /// Searches measured at each size.
+    #[arg(long, default_value_t = 300)]
+    pub searches: usize,
+    /// A small, fast run: sizes 1k and 10k.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -67,7 +85,264 @@ pub async fn run(cmd: BenchCommand) -> Result<Output> {
             }
             ledger(b).await
         }
+        BenchCommand::Catalog(mut b) => {
+            if b.quick {
+                b.sizes = vec![1_000, 10_000];
+            }
+            catalog(b).await
+        }
     }
+}
+
+/// Words the benchmark's titles and descriptions are drawn from: a few very
+/// common (in most datasets), most rare.
+const WORDS: [&str; 40] = [
+    "data",
+    "port",
+    "shipping",
+    "container",
+    "customs",
+    "invoice",
+    "trade",
+    "bank",
+    "loan",
+    "ledger",
+    "cargo",
+    "freight",
+    "rail",
+    "truck",
+    "warehouse",
+    "export",
+    "import",
+    "manifest",
+    "bill",
+    "lading",
+    "insurance",
+    "credit",
+    "settlement",
+    "quarterly",
+    "monthly",
+    "daily",
+    "ningbo",
+    "shanghai",
+    "shenzhen",
+    "tianjin",
+    "qingdao",
+    "xiamen",
+    "rotterdam",
+    "hamburg",
+    "singapore",
+    "物流",
+    "港口",
+    "报关",
+    "发票",
+    "仓储",
+];
+const TAGS: [&str; 12] = [
+    "logistics",
+    "finance",
+    "customs",
+    "shipping",
+    "rail",
+    "energy",
+    "retail",
+    "insurance",
+    "trade",
+    "port",
+    "warehouse",
+    "credit",
+];
+
+async fn catalog(b: CatalogBench) -> Result<Output> {
+    use crate::datasets::{search, RegisterDataset, SearchQuery};
+    use liutong_catalog::{commit_reader, Column, DatasetKind, Description, TableShape};
+    let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
+    let (home, node, client) = bench_node(dir.path(), "liutong-bench-catalog").await?;
+    let operator = home.identity()?;
+    let chain = node.genesis.chain_id.clone();
+    let chunk = node.genesis.catalog.chunk_size;
+
+    eprintln!("bench catalog: registering and approving {} providers …", b.providers);
+    let parties: Vec<Identity> = (0..b.providers.max(1)).map(|_| Identity::generate()).collect();
+    let codes: Vec<CreditCode> = (0..parties.len())
+        .map(|i| CreditCode::with_check_character(&format!("91310000MA{i:07}")))
+        .collect::<liutong_core::Result<_>>()?;
+    let mut setup = Vec::new();
+    for (p, c) in parties.iter().zip(&codes) {
+        let body = RegisterParty {
+            legal_name: format!("Provider {c}"),
+            credit_code: c.to_string(),
+            contact: "bench@example.com".into(),
+            roles: vec![Role::Provider],
+            encryption_key: p.encryption.public_key(),
+            endpoint: "http://127.0.0.1:1".into(),
+        };
+        setup.push(sign_tx(&chain, KIND_REGISTER, &body, &p.signing).canonical_bytes());
+    }
+    for c in &codes {
+        let body = ChangeStanding {
+            credit_code: c.to_string(),
+            reason: String::new(),
+        };
+        setup.push(sign_tx(&chain, KIND_APPROVE, &body, &operator.signing).canonical_bytes());
+    }
+    for chunk_of in setup.chunks(2048) {
+        for r in client.submit_batch(chunk_of).await? {
+            r?;
+        }
+    }
+
+    let ledger = node.ledger.clone();
+    let orderer_key = home.orderer_key()?;
+    let shape = TableShape {
+        columns: vec![
+            Column {
+                name: "id".into(),
+                data_type: "Int64".into(),
+                nullable: false,
+            },
+            Column {
+                name: "value".into(),
+                data_type: "Utf8".into(),
+                nullable: true,
+            },
+        ],
+        rows: 1000,
+    };
+    let mut sizes_out = Vec::new();
+    let mut have = 0u64;
+    for &size in &b.sizes {
+        eprintln!("bench catalog: growing the catalog to {size} datasets …");
+        let t = Instant::now();
+        while have < size {
+            let n = (size - have).min(4096);
+            let (parties, chain, shape) = (&parties, &chain, &shape);
+            let txs: Vec<CheckedTx> = (have..have + n)
+                .into_par_iter()
+                .map(|i| {
+                    let word = |k: u64| {
+                        WORDS[((i.wrapping_mul(2654435761).wrapping_add(k * 97)) % WORDS.len() as u64) as usize]
+                    };
+                    let title = format!("{} {} {} {i}", WORDS[(i % 3) as usize], word(1), word(2));
+                    let text = format!("{} {} {} records", word(3), word(4), word(5));
+                    let tags = vec![TAGS[(i % TAGS.len() as u64) as usize].to_string()];
+                    let kind = [DatasetKind::Table, DatasetKind::File, DatasetKind::Document][(i % 3) as usize];
+                    let description = Description {
+                        title,
+                        description: text,
+                        tags,
+                        kind,
+                        media_type: if kind == DatasetKind::Table {
+                            "text/csv"
+                        } else {
+                            "application/pdf"
+                        }
+                        .into(),
+                        table: (kind == DatasetKind::Table).then(|| shape.clone()),
+                        commitment: commit_reader(&i.to_le_bytes()[..], chunk).expect("an in-memory read"),
+                    };
+                    let body = RegisterDataset {
+                        name: format!("dataset-{i}"),
+                        description,
+                    };
+                    let key = &parties[(i % parties.len() as u64) as usize].signing;
+                    let bytes = sign_tx(chain, crate::machine::KIND_DATASET_REGISTER, &body, key).canonical_bytes();
+                    let tx = liutong_ledger::SignedTx::from_canonical_bytes(&bytes).expect("we just encoded it");
+                    CheckedTx {
+                        id: sha256(&bytes),
+                        bytes,
+                        tx,
+                    }
+                })
+                .collect();
+            let (l, k) = (ledger.clone(), orderer_key.clone());
+            let answers = tokio::task::spawn_blocking(move || l.propose_block(txs, &k, now_ms()))
+                .await
+                .map_err(|e| err(e.to_string()))??;
+            for a in answers {
+                a?;
+            }
+            have += n;
+        }
+        let load_s = t.elapsed().as_secs_f64();
+        // A mix of what people ask: common and rare words, filters, CJK, both.
+        let queries: Vec<SearchQuery> = (0..b.searches)
+            .map(|i| {
+                let w = |k: usize| WORDS[(i * 7 + k * 13) % WORDS.len()].to_string();
+                let mut q = SearchQuery {
+                    limit: Some(20),
+                    ..Default::default()
+                };
+                match i % 6 {
+                    0 => q.q = Some(w(0)),
+                    1 => q.q = Some(format!("{} {}", w(0), w(1))),
+                    2 => {
+                        q.q = Some(w(2));
+                        q.tag = Some(TAGS[i % TAGS.len()].into());
+                    }
+                    3 => {
+                        q.provider = Some(codes[i % codes.len()].to_string());
+                        q.kind = Some("table".into());
+                    }
+                    4 => q.q = Some("data port".into()),
+                    _ => {}
+                }
+                q
+            })
+            .collect();
+        let mut direct = Vec::new();
+        let mut http = Vec::new();
+        let mut hits = 0usize;
+        for q in &queries {
+            let t0 = Instant::now();
+            let page = search(ledger.store(), q)?;
+            direct.push(t0.elapsed().as_secs_f64() * 1000.0);
+            hits += page.datasets.len();
+            let cq = crate::client::DatasetSearch {
+                q: q.q.clone(),
+                provider: q.provider.clone(),
+                kind: q.kind.clone(),
+                tag: q.tag.clone(),
+                include_delisted: false,
+                limit: q.limit,
+                after: None,
+            };
+            let t0 = Instant::now();
+            let over_http = client.search_datasets(&cq).await?;
+            http.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if over_http.datasets.len() != page.datasets.len() {
+                return Err(err("HTTP and direct searches differ"));
+            }
+        }
+        direct.sort_by(f64::total_cmp);
+        http.sort_by(f64::total_cmp);
+        sizes_out.push(json!({
+            "datasets": size,
+            "load_s": round2(load_s),
+            "searches": queries.len(),
+            "mean_hits": round2(hits as f64 / queries.len().max(1) as f64),
+            "direct_p50_ms": round2(percentile(&direct, 0.5)),
+            "direct_p99_ms": round2(percentile(&direct, 0.99)),
+            "http_p50_ms": round2(percentile(&http, 0.5)),
+            "http_p99_ms": round2(percentile(&http, 0.99)),
+        }));
+    }
+    drop(ledger);
+    node.stop().await;
+    let largest = sizes_out.last().cloned().unwrap_or_default();
+    let result = json!({
+        "bench": "catalog",
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "providers": b.providers,
+        "p99_search_ms": largest["http_p99_ms"],
+        "p50_search_ms": largest["http_p50_ms"],
+        "sizes": sizes_out,
+    });
+    Ok(Output {
+        ok: true,
+        text: result.to_string(),
+        json: result,
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -350,7 +350,15 @@ pub struct SearchQuery {
 
 pub const MAX_PAGE: usize = 500;
 
-/// One page of results, in dataset id order; `next` continues it.
+/// Most candidates one request examines. A query whose terms are each common
+/// but rarely together would otherwise walk a long posting list; instead the
+/// page ends early (fewer results than `limit`) with `next` set, and the
+/// client continues from there. This bounds every request's latency.
+pub const SCAN_BUDGET: usize = 4096;
+
+/// One page of results, in dataset id order; `next` continues it. A page may
+/// hold fewer than `limit` results and still have a `next`: the scan budget
+/// ran out first (see [`SCAN_BUDGET`]).
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchPage {
     pub datasets: Vec<DatasetRecord>,
@@ -390,6 +398,9 @@ pub fn search(store: &Store, query: &SearchQuery) -> crate::Result<SearchPage> {
     }
     let keep = |r: &DatasetRecord| query.include_delisted || r.status == DatasetStatus::Listed;
     let mut found = Vec::new();
+    let mut scanned = 0usize;
+    // Where a page cut short by the budget resumes.
+    let mut resume: Option<DatasetId> = None;
     if wanted.is_empty() {
         // Everything, in id order.
         let mut from = after.map(|a| next_key(&a.0)).unwrap_or_default();
@@ -400,6 +411,11 @@ pub fn search(store: &Store, query: &SearchQuery) -> crate::Result<SearchPage> {
             let done = rows.len() < 256;
             for (_, v) in rows {
                 let r: DatasetRecord = decode(&v)?;
+                scanned += 1;
+                if scanned > SCAN_BUDGET {
+                    break 'scan;
+                }
+                resume = Some(r.id);
                 if keep(&r) {
                     found.push(r);
                     if found.len() == limit {
@@ -437,6 +453,11 @@ pub fn search(store: &Store, query: &SearchQuery) -> crate::Result<SearchPage> {
                         break 'walk;
                     };
                     let id = DatasetId(id.try_into().map_err(|_| corrupt("a posting key"))?);
+                    scanned += 1;
+                    if scanned > SCAN_BUDGET {
+                        break 'walk;
+                    }
+                    resume = Some(id);
                     let mut all = true;
                     for t in &others {
                         if store.get(CF_CATALOG_INDEX, &posting_key(t, &id))?.is_none() {
@@ -464,7 +485,13 @@ pub fn search(store: &Store, query: &SearchQuery) -> crate::Result<SearchPage> {
             }
         }
     }
-    let next = (found.len() == limit).then(|| found[limit - 1].id.to_string());
+    let next = if found.len() == limit {
+        Some(found[limit - 1].id.to_string())
+    } else if scanned > SCAN_BUDGET {
+        resume.map(|id| id.to_string())
+    } else {
+        None
+    };
     Ok(SearchPage { datasets: found, next })
 }
 
