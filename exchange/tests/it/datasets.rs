@@ -427,3 +427,66 @@ async fn catalog_reads_refuse_bad_requests_with_json_errors() {
     let (s, body) = get_raw(&net, "/v1/datasets").await;
     assert_eq!((s, body["datasets"].as_array().map(Vec::len)), (200, Some(0)));
 }
+
+/// Two common terms that rarely meet: a page stops at the scan budget with
+/// `next` set, and following `next` still finds the one match.
+#[tokio::test]
+async fn a_search_past_the_scan_budget_ends_early_and_continues() {
+    let net = orderer().await;
+    let (p, _) = member(&net, 1).await;
+    let n = SCAN_BUDGET + 200;
+    let make = |i: usize, title: &str, tags: &[&str]| {
+        let bytes = register(
+            &net,
+            &p.signing,
+            &format!("d{i}"),
+            table(title, "", tags, &i.to_le_bytes()),
+        );
+        let tx = liutong_ledger::SignedTx::from_canonical_bytes(&bytes).expect("decodes");
+        liutong_ledger::CheckedTx {
+            id: liutong_core::sha256(&bytes),
+            bytes,
+            tx,
+        }
+    };
+    let mut txs: Vec<_> = (0..n).map(|i| make(i, "plain", &["alpha"])).collect();
+    txs.extend((n..2 * n).map(|i| make(i, "zulu", &["beta"])));
+    txs.push(make(2 * n, "zulu", &["alpha"]));
+    let key = net.home.orderer_key().expect("orderer key");
+    for chunk in txs.chunks(4000) {
+        for a in net
+            .node
+            .ledger
+            .propose_block(chunk.to_vec(), &key, liutong_core::now_ms())
+            .expect("commits")
+        {
+            a.expect("registered");
+        }
+    }
+    let q = DatasetSearch {
+        q: Some("zulu".into()),
+        tag: Some("alpha".into()),
+        limit: Some(5),
+        ..Default::default()
+    };
+    let first = net.client.search_datasets(&q).await.expect("searches");
+    let mut found = first.datasets.len();
+    let mut next = first.next;
+    let mut pages = 1;
+    while let Some(after) = next {
+        let page = net
+            .client
+            .search_datasets(&DatasetSearch {
+                after: Some(after),
+                ..q.clone()
+            })
+            .await
+            .expect("searches");
+        found += page.datasets.len();
+        next = page.next;
+        pages += 1;
+        assert!(pages < 10, "paging ends");
+    }
+    assert_eq!(found, 1, "the one dataset with both");
+    assert!(pages >= 2, "the first page stopped at the budget");
+}
