@@ -163,34 +163,7 @@ async fn catalog(b: CatalogBench) -> Result<Output> {
     let chunk = node.genesis.catalog.chunk_size;
 
     eprintln!("bench catalog: registering and approving {} providers …", b.providers);
-    let parties: Vec<Identity> = (0..b.providers.max(1)).map(|_| Identity::generate()).collect();
-    let codes: Vec<CreditCode> = (0..parties.len())
-        .map(|i| CreditCode::with_check_character(&format!("91310000MA{i:07}")))
-        .collect::<liutong_core::Result<_>>()?;
-    let mut setup = Vec::new();
-    for (p, c) in parties.iter().zip(&codes) {
-        let body = RegisterParty {
-            legal_name: format!("Provider {c}"),
-            credit_code: c.to_string(),
-            contact: "bench@example.com".into(),
-            roles: vec![Role::Provider],
-            encryption_key: p.encryption.public_key(),
-            endpoint: "http://127.0.0.1:1".into(),
-        };
-        setup.push(sign_tx(&chain, KIND_REGISTER, &body, &p.signing).canonical_bytes());
-    }
-    for c in &codes {
-        let body = ChangeStanding {
-            credit_code: c.to_string(),
-            reason: String::new(),
-        };
-        setup.push(sign_tx(&chain, KIND_APPROVE, &body, &operator.signing).canonical_bytes());
-    }
-    for chunk_of in setup.chunks(2048) {
-        for r in client.submit_batch(chunk_of).await? {
-            r?;
-        }
-    }
+    let (parties, codes) = admit_parties(&client, &chain, &operator, b.providers.max(1), &[Role::Provider]).await?;
 
     let ledger = node.ledger.clone();
     let orderer_key = home.orderer_key()?;
@@ -246,13 +219,7 @@ async fn catalog(b: CatalogBench) -> Result<Output> {
                         description,
                     };
                     let key = &parties[(i % parties.len() as u64) as usize].signing;
-                    let bytes = sign_tx(chain, crate::machine::KIND_DATASET_REGISTER, &body, key).canonical_bytes();
-                    let tx = liutong_ledger::SignedTx::from_canonical_bytes(&bytes).expect("we just encoded it");
-                    CheckedTx {
-                        id: sha256(&bytes),
-                        bytes,
-                        tx,
-                    }
+                    own_tx(sign_tx(chain, crate::machine::KIND_DATASET_REGISTER, &body, key).canonical_bytes())
                 })
                 .collect();
             let (l, k) = (ledger.clone(), orderer_key.clone());
@@ -298,17 +265,8 @@ async fn catalog(b: CatalogBench) -> Result<Output> {
             let page = search(ledger.store(), q)?;
             direct.push(t0.elapsed().as_secs_f64() * 1000.0);
             hits += page.datasets.len();
-            let cq = crate::client::DatasetSearch {
-                q: q.q.clone(),
-                provider: q.provider.clone(),
-                kind: q.kind.clone(),
-                tag: q.tag.clone(),
-                include_delisted: false,
-                limit: q.limit,
-                after: None,
-            };
             let t0 = Instant::now();
-            let over_http = client.search_datasets(&cq).await?;
+            let over_http = client.search_datasets(q).await?;
             http.push(t0.elapsed().as_secs_f64() * 1000.0);
             if over_http.datasets.len() != page.datasets.len() {
                 return Err(err("HTTP and direct searches differ"));
@@ -426,6 +384,57 @@ fn err(msg: impl Into<String>) -> Error {
     Error::Io(msg.into())
 }
 
+/// `n` new parties with `roles`, registered and approved over HTTP in batches.
+async fn admit_parties(
+    client: &Client,
+    chain: &str,
+    operator: &Identity,
+    n: usize,
+    roles: &[Role],
+) -> Result<(Vec<Identity>, Vec<CreditCode>)> {
+    let parties: Vec<Identity> = (0..n).map(|_| Identity::generate()).collect();
+    let codes: Vec<CreditCode> = (0..n)
+        .map(|i| CreditCode::with_check_character(&format!("91110000MA{i:07}")))
+        .collect::<liutong_core::Result<_>>()?;
+    let mut txs = Vec::with_capacity(2 * n);
+    for (p, c) in parties.iter().zip(&codes) {
+        let body = RegisterParty {
+            legal_name: format!("Bench Member {c}"),
+            credit_code: c.to_string(),
+            contact: "bench@example.com".into(),
+            roles: roles.to_vec(),
+            encryption_key: p.encryption.public_key(),
+            endpoint: "http://127.0.0.1:1".into(),
+        };
+        txs.push(sign_tx(chain, KIND_REGISTER, &body, &p.signing).canonical_bytes());
+    }
+    for c in &codes {
+        let body = ChangeStanding {
+            credit_code: c.to_string(),
+            reason: String::new(),
+        };
+        txs.push(sign_tx(chain, KIND_APPROVE, &body, &operator.signing).canonical_bytes());
+    }
+    // Registrations come before approvals, and a batch is applied in order.
+    for batch in txs.chunks(2048) {
+        for r in client.submit_batch(batch).await? {
+            r?;
+        }
+    }
+    Ok((parties, codes))
+}
+
+/// A transaction the benchmark just signed, ready for the orderer path
+/// (which trusts its callers to have checked envelopes and signatures).
+fn own_tx(bytes: Vec<u8>) -> CheckedTx {
+    let tx = liutong_ledger::SignedTx::from_canonical_bytes(&bytes).expect("we just encoded it");
+    CheckedTx {
+        id: sha256(&bytes),
+        bytes,
+        tx,
+    }
+}
+
 /// A fresh operator home under `dir` and its solo node on a free loopback port.
 async fn bench_node(dir: &std::path::Path, chain_id: &str) -> Result<(Home, node::RunningNode, Client)> {
     let home = Home::new(dir.join(chain_id));
@@ -465,42 +474,7 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
     let chain = node.genesis.chain_id.clone();
 
     eprintln!("bench ledger: registering and approving {} parties …", b.keys);
-    let parties: Vec<Identity> = (0..b.keys).map(|_| Identity::generate()).collect();
-    let codes: Vec<CreditCode> = (0..b.keys)
-        .map(|i| CreditCode::with_check_character(&format!("91110000MA{i:07}")))
-        .collect::<liutong_core::Result<_>>()?;
-    let regs: Vec<Vec<u8>> = parties
-        .iter()
-        .zip(&codes)
-        .map(|(p, c)| {
-            let body = RegisterParty {
-                legal_name: format!("Bench Member {c}"),
-                credit_code: c.to_string(),
-                contact: "bench@example.com".into(),
-                roles: vec![Role::Provider, Role::Consumer],
-                encryption_key: p.encryption.public_key(),
-                endpoint: "http://127.0.0.1:1".into(),
-            };
-            sign_tx(&chain, KIND_REGISTER, &body, &p.signing).canonical_bytes()
-        })
-        .collect();
-    let approvals: Vec<Vec<u8>> = codes
-        .iter()
-        .map(|c| {
-            let body = ChangeStanding {
-                credit_code: c.to_string(),
-                reason: String::new(),
-            };
-            sign_tx(&chain, KIND_APPROVE, &body, &operator.signing).canonical_bytes()
-        })
-        .collect();
-    for set in [regs, approvals] {
-        for chunk in set.chunks(2048) {
-            for r in client.submit_batch(chunk).await? {
-                r?;
-            }
-        }
-    }
+    let (parties, _) = admit_parties(&client, &chain, &operator, b.keys, &[Role::Provider, Role::Consumer]).await?;
 
     eprintln!("bench ledger: signing {} + {} notarizations …", b.txs, b.single_txs);
     let keys: Arc<Vec<SigningKey>> = Arc::new(parties.iter().map(|p| p.signing.clone()).collect());
@@ -621,15 +595,7 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
                 let n = (size - next).min(have);
                 let txs: Vec<CheckedTx> = (0..n)
                     .into_par_iter()
-                    .map(|i| {
-                        let bytes = notarization(&chain2, &signer, next + i);
-                        let tx = liutong_ledger::SignedTx::from_canonical_bytes(&bytes).expect("we just encoded it");
-                        CheckedTx {
-                            id: sha256(&bytes),
-                            bytes,
-                            tx,
-                        }
-                    })
+                    .map(|i| own_tx(notarization(&chain2, &signer, next + i)))
                     .collect();
                 for a in ledger2.propose_block(txs, &key, now_ms())? {
                     a?;

@@ -1,6 +1,7 @@
 //! The HTTP client of a liutong node, used by the CLI, the demo, the bench
 //! and followers; and the builder that signs transactions with a home's keys.
 
+use crate::datasets::SearchQuery;
 use crate::genesis::Genesis;
 use crate::notary::Notarization;
 use crate::party::Party;
@@ -135,29 +136,11 @@ impl Client {
     }
 
     /// One page of a catalog search (`/v1/datasets`).
-    pub async fn search_datasets(&self, q: &DatasetSearch) -> Result<crate::datasets::SearchPage> {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        for (name, value) in [
-            ("q", &q.q),
-            ("provider", &q.provider),
-            ("kind", &q.kind),
-            ("tag", &q.tag),
-            ("after", &q.after),
-        ] {
-            if let Some(v) = value {
-                params.push((name, v.clone()));
-            }
-        }
-        if q.include_delisted {
-            params.push(("include_delisted", "true".into()));
-        }
-        if let Some(l) = q.limit {
-            params.push(("limit", l.to_string()));
-        }
+    pub async fn search_datasets(&self, q: &SearchQuery) -> Result<crate::datasets::SearchPage> {
         let resp = self
             .http
             .get(format!("{}/v1/datasets", self.base))
-            .query(&params)
+            .query(q)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -242,16 +225,4 @@ fn remote_error(status: u16, bytes: &[u8]) -> Error {
             status,
         },
     }
-}
-
-/// The parameters of a catalog search, as a client sends them.
-#[derive(Clone, Debug, Default)]
-pub struct DatasetSearch {
-    pub q: Option<String>,
-    pub provider: Option<String>,
-    pub kind: Option<String>,
-    pub tag: Option<String>,
-    pub include_delisted: bool,
-    pub limit: Option<usize>,
-    pub after: Option<String>,
 }

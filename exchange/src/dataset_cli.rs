@@ -2,7 +2,8 @@
 //! the ledger), register new versions, delist, show and search.
 
 use crate::cli::{chain_genesis, receipt_text, submit, NodeArg, Output};
-use crate::client::{Client, DatasetSearch};
+use crate::client::Client;
+use crate::datasets::SearchQuery;
 use crate::datasets::{DatasetRecord, DelistDataset, RegisterDataset, UpdateDataset};
 use crate::home::Home;
 use crate::machine::{KIND_DATASET_DELIST, KIND_DATASET_REGISTER, KIND_DATASET_UPDATE};
@@ -223,7 +224,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
         } => {
             let client = Client::new(&node.node)?;
             let page = client
-                .search_datasets(&DatasetSearch {
+                .search_datasets(&SearchQuery {
                     q: (!words.is_empty()).then(|| words.join(" ")),
                     provider,
                     kind,

@@ -167,10 +167,7 @@ pub(crate) fn register(
         updated_at: ctx.timestamp,
         delisted: None,
     };
-    index(state, &record, 1)?;
-    put_version(state, &record, id, ctx);
-    put_dataset(state, &record);
-    Ok(Applied::Committed(to_json(&record)))
+    publish_version(state, &record, id, ctx)
 }
 
 pub(crate) fn update(
@@ -209,10 +206,7 @@ pub(crate) fn update(
     record.description = body.description;
     record.updated_height = ctx.height;
     record.updated_at = ctx.timestamp;
-    index(state, &record, 1)?;
-    put_version(state, &record, id, ctx);
-    put_dataset(state, &record);
-    Ok(Applied::Committed(to_json(&record)))
+    publish_version(state, &record, id, ctx)
 }
 
 pub(crate) fn delist(body: DelistDataset, signer: &PublicKey, ctx: &BlockContext, state: &mut Overlay<'_>) -> Outcome {
@@ -234,6 +228,14 @@ pub(crate) fn delist(body: DelistDataset, signer: &PublicKey, ctx: &BlockContext
     });
     put_dataset(state, &record);
     Ok(Applied::Committed(to_json(&record)))
+}
+
+/// Stores `record` as its current version: the version, the record, its postings.
+fn publish_version(state: &mut Overlay<'_>, record: &DatasetRecord, id: &TxId, ctx: &BlockContext) -> Outcome {
+    index(state, record, 1)?;
+    put_version(state, record, id, ctx);
+    put_dataset(state, record);
+    Ok(Applied::Committed(to_json(record)))
 }
 
 fn put_dataset(state: &mut Overlay<'_>, record: &DatasetRecord) {
@@ -327,24 +329,31 @@ fn index(state: &mut Overlay<'_>, record: &DatasetRecord, delta: i64) -> Result<
     Ok(())
 }
 
-/// A catalog search. Every condition must hold.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+/// A catalog search. Every condition must hold. The server reads it from the
+/// query string; the client writes it there.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Words to find in titles, descriptions and tags (all of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
     /// Only this provider's datasets (credit code).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// `table`, `file` or `document`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Only datasets with this tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     /// Include delisted datasets.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_delisted: bool,
     /// Page size, 1 to 500 (default 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
     /// Continue after this dataset id (the previous page's `next`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
 }
 
@@ -401,90 +410,51 @@ pub fn search(store: &Store, query: &SearchQuery) -> crate::Result<SearchPage> {
     let mut scanned = 0usize;
     // Where a page cut short by the budget resumes.
     let mut resume: Option<DatasetId> = None;
-    if wanted.is_empty() {
-        // Everything, in id order.
-        let mut from = after.map(|a| next_key(&a.0)).unwrap_or_default();
-        'scan: loop {
-            let rows = store.scan_from(CF_DATASETS, &from, 256)?;
-            let Some((last, _)) = rows.last() else { break };
-            from = next_key(last);
-            let done = rows.len() < 256;
-            for (_, v) in rows {
-                let r: DatasetRecord = decode(&v)?;
-                scanned += 1;
-                if scanned > SCAN_BUDGET {
-                    break 'scan;
-                }
-                resume = Some(r.id);
-                if keep(&r) {
-                    found.push(r);
-                    if found.len() == limit {
-                        break 'scan;
-                    }
-                }
-            }
-            if done {
-                break;
-            }
-        }
+    // Candidates come in id order: every dataset, or the postings of the
+    // rarest wanted term (the other terms are checked by point look-ups).
+    let (cf, prefix, others) = if wanted.is_empty() {
+        (CF_DATASETS, Vec::new(), Vec::new())
     } else {
-        // Walk the rarest term's postings; check the others by point look-ups.
         let mut counts = Vec::with_capacity(wanted.len());
         for term in &wanted {
             counts.push((read_count(store.get(CF_CATALOG_INDEX, &count_key(term))?), term));
         }
         counts.sort();
-        let (rarest_count, driver) = counts[0];
-        if rarest_count > 0 {
-            let others: Vec<&String> = counts[1..].iter().map(|(_, t)| *t).collect();
-            let mut prefix = driver.as_bytes().to_vec();
-            prefix.push(0);
-            let mut from = match after {
-                Some(a) => next_key(&posting_key(driver, &a)),
-                None => prefix.clone(),
-            };
-            'walk: loop {
-                let rows = store.scan_from(CF_CATALOG_INDEX, &from, 256)?;
-                let Some((last, _)) = rows.last() else { break };
-                from = next_key(last);
-                let done = rows.len() < 256;
-                for (k, _) in rows {
-                    let Some(id) = k.strip_prefix(prefix.as_slice()) else {
-                        break 'walk;
-                    };
-                    let id = DatasetId(id.try_into().map_err(|_| corrupt("a posting key"))?);
-                    scanned += 1;
-                    if scanned > SCAN_BUDGET {
-                        break 'walk;
-                    }
-                    resume = Some(id);
-                    let mut all = true;
-                    for t in &others {
-                        if store.get(CF_CATALOG_INDEX, &posting_key(t, &id))?.is_none() {
-                            all = false;
-                            break;
-                        }
-                    }
-                    if !all {
-                        continue;
-                    }
-                    let bytes = store
-                        .get(CF_DATASETS, &id.0)?
-                        .ok_or_else(|| corrupt("a posting names a missing dataset"))?;
-                    let r: DatasetRecord = decode(&bytes)?;
-                    if keep(&r) {
-                        found.push(r);
-                        if found.len() == limit {
-                            break 'walk;
-                        }
-                    }
-                }
-                if done {
-                    break;
-                }
+        if counts[0].0 == 0 {
+            return Ok(SearchPage {
+                datasets: Vec::new(),
+                next: None,
+            });
+        }
+        let mut prefix = counts[0].1.as_bytes().to_vec();
+        prefix.push(0);
+        let others: Vec<&String> = counts[1..].iter().map(|(_, t)| *t).collect();
+        (CF_CATALOG_INDEX, prefix, others)
+    };
+    walk(store, cf, &prefix, after.as_ref(), |id, value| {
+        scanned += 1;
+        if scanned > SCAN_BUDGET {
+            return Ok(false);
+        }
+        resume = Some(id);
+        for t in &others {
+            if store.get(CF_CATALOG_INDEX, &posting_key(t, &id))?.is_none() {
+                return Ok(true);
             }
         }
-    }
+        let r: DatasetRecord = if cf == CF_DATASETS {
+            decode(value)?
+        } else {
+            let bytes = store
+                .get(CF_DATASETS, &id.0)?
+                .ok_or_else(|| corrupt("a posting names a missing dataset"))?;
+            decode(&bytes)?
+        };
+        if keep(&r) {
+            found.push(r);
+        }
+        Ok(found.len() < limit)
+    })?;
     let next = if found.len() == limit {
         Some(found[limit - 1].id.to_string())
     } else if scanned > SCAN_BUDGET {
@@ -495,7 +465,39 @@ pub fn search(store: &Store, query: &SearchQuery) -> crate::Result<SearchPage> {
     Ok(SearchPage { datasets: found, next })
 }
 
-/// The smallest key greater than every key starting with `k`… that is, `k ‖ 0x00`.
+/// Calls `visit(id, value)` for the entries of `cf` whose key is `prefix ‖ id`,
+/// in key order, starting after `after`, until it returns false.
+fn walk(
+    store: &Store,
+    cf: &str,
+    prefix: &[u8],
+    after: Option<&DatasetId>,
+    mut visit: impl FnMut(DatasetId, &[u8]) -> crate::Result<bool>,
+) -> crate::Result<()> {
+    const PAGE: usize = 256;
+    let mut from = match after {
+        Some(a) => next_key(&[prefix, &a.0[..]].concat()),
+        None => prefix.to_vec(),
+    };
+    loop {
+        let rows = store.scan_from(cf, &from, PAGE)?;
+        for (k, v) in &rows {
+            let Some(id) = k.strip_prefix(prefix) else {
+                return Ok(());
+            };
+            let id = DatasetId(id.try_into().map_err(|_| corrupt("a key is not prefix ‖ dataset id"))?);
+            if !visit(id, v)? {
+                return Ok(());
+            }
+        }
+        match rows.last() {
+            Some((last, _)) if rows.len() == PAGE => from = next_key(last),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The smallest key after `k`: `k ‖ 0x00`.
 fn next_key(k: &[u8]) -> Vec<u8> {
     let mut n = k.to_vec();
     n.push(0);

@@ -4,7 +4,7 @@
 use crate::common::*;
 use liutong_catalog::*;
 use liutong_core::{Canonical, SigningKey};
-use liutong_exchange::client::{sign_tx, DatasetSearch};
+use liutong_exchange::client::sign_tx;
 use liutong_exchange::datasets::*;
 use liutong_exchange::home::Identity;
 use liutong_exchange::machine::*;
@@ -38,6 +38,11 @@ fn table(title: &str, text: &str, tags: &[&str], content: &[u8]) -> Description 
     }
 }
 
+/// The second column of a table description (the tests' descriptions have two).
+fn second_column(d: &mut Description) -> &mut Column {
+    &mut d.table.as_mut().expect("a table").columns[1]
+}
+
 fn register(net: &Net, key: &SigningKey, name: &str, d: Description) -> Vec<u8> {
     let body = RegisterDataset {
         name: name.into(),
@@ -67,13 +72,13 @@ fn delist(net: &Net, key: &SigningKey, id: DatasetId) -> Vec<u8> {
     sign_tx(&net.chain, KIND_DATASET_DELIST, &body, key).canonical_bytes()
 }
 
-async fn search(net: &Net, q: DatasetSearch) -> Vec<String> {
+async fn search(net: &Net, q: SearchQuery) -> Vec<String> {
     let page = net.client.search_datasets(&q).await.expect("searches");
     page.datasets.iter().map(|d| d.name.clone()).collect()
 }
 
-fn words(q: &str) -> DatasetSearch {
-    DatasetSearch {
+fn words(q: &str) -> SearchQuery {
+    SearchQuery {
         q: Some(q.into()),
         ..Default::default()
     }
@@ -130,7 +135,7 @@ async fn register_search_update_and_delist() {
     assert_eq!(
         search(
             &net,
-            DatasetSearch {
+            SearchQuery {
                 tag: Some("logistics".into()),
                 provider: Some(code.clone()),
                 ..Default::default()
@@ -143,7 +148,7 @@ async fn register_search_update_and_delist() {
     assert_eq!(
         search(
             &net,
-            DatasetSearch {
+            SearchQuery {
                 provider: Some(other.clone()),
                 ..Default::default()
             }
@@ -154,7 +159,7 @@ async fn register_search_update_and_delist() {
     assert!(search(&net, words("port nothing-like-this")).await.is_empty());
     assert!(search(
         &net,
-        DatasetSearch {
+        SearchQuery {
             kind: Some("document".into()),
             ..Default::default()
         }
@@ -168,7 +173,7 @@ async fn register_search_update_and_delist() {
     loop {
         let page = net
             .client
-            .search_datasets(&DatasetSearch {
+            .search_datasets(&SearchQuery {
                 limit: Some(1),
                 after: after.clone(),
                 ..Default::default()
@@ -217,7 +222,7 @@ async fn register_search_update_and_delist() {
     assert_eq!(
         search(
             &net,
-            DatasetSearch {
+            SearchQuery {
                 include_delisted: true,
                 ..words("shanghai")
             }
@@ -311,25 +316,12 @@ async fn dataset_refusals_leave_the_state_unchanged() {
                 &net,
                 &p.signing,
                 "x",
-                with(&|d| {
-                    if let Some(t) = &mut d.table {
-                        t.columns[1].data_type = "Integer".into();
-                    }
-                }),
+                with(&|d| second_column(d).data_type = "Integer".into()),
             ),
         ),
         (
             "catalog.bad_schema",
-            register(
-                &net,
-                &p.signing,
-                "x",
-                with(&|d| {
-                    if let Some(t) = &mut d.table {
-                        t.columns[1].name = "port".into();
-                    }
-                }),
-            ),
+            register(&net, &p.signing, "x", with(&|d| second_column(d).name = "port".into())),
         ),
         (
             "catalog.bad_commitment",
@@ -463,7 +455,7 @@ async fn a_search_past_the_scan_budget_ends_early_and_continues() {
             a.expect("registered");
         }
     }
-    let q = DatasetSearch {
+    let q = SearchQuery {
         q: Some("zulu".into()),
         tag: Some("alpha".into()),
         limit: Some(5),
@@ -476,7 +468,7 @@ async fn a_search_past_the_scan_budget_ends_early_and_continues() {
     while let Some(after) = next {
         let page = net
             .client
-            .search_datasets(&DatasetSearch {
+            .search_datasets(&SearchQuery {
                 after: Some(after),
                 ..q.clone()
             })

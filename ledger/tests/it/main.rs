@@ -68,11 +68,17 @@ fn checked(l: &Ledger, raw: Vec<Vec<u8>>) -> Vec<CheckedTx> {
         .expect("valid envelopes")
 }
 
-#[test]
-fn envelope_checks_refuse_before_anything_is_stored() {
+/// A ledger in a new temp dir (kept alive by the returned guard) and its orderer key.
+fn fresh() -> (tempfile::TempDir, SigningKey, Ledger) {
     let dir = tempfile::tempdir().expect("dir");
     let orderer = SigningKey::generate();
     let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    (dir, orderer, l)
+}
+
+#[test]
+fn envelope_checks_refuse_before_anything_is_stored() {
+    let (_dir, _orderer, l) = fresh();
     let k = SigningKey::generate();
     let now = now_ms();
     let mut bad_sig = tx(&k, b"a", 1, "kv-chain", now);
@@ -110,9 +116,7 @@ fn envelope_checks_refuse_before_anything_is_stored() {
 
 #[test]
 fn a_refused_transaction_leaves_no_trace_and_the_rest_commit() {
-    let dir = tempfile::tempdir().expect("dir");
-    let orderer = SigningKey::generate();
-    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let (_dir, orderer, l) = fresh();
     let k = SigningKey::generate();
     let now = now_ms();
     let txs = checked(
@@ -127,18 +131,8 @@ fn a_refused_transaction_leaves_no_trace_and_the_rest_commit() {
     );
     let dup = txs[0].clone();
     let answers = l.propose_block(txs, &orderer, now).expect("commits");
-    let codes: Vec<String> = answers
-        .iter()
-        .map(|a| match a {
-            Ok(r) => match r.outcome {
-                TxOutcome::Committed { .. } => "committed".into(),
-                TxOutcome::Existing { .. } => "existing".into(),
-            },
-            Err(e) => e.code().to_string(),
-        })
-        .collect();
     assert_eq!(
-        codes,
+        outcome_codes(&answers),
         ["committed", "kv.empty", "existing", "tx.replayed_nonce", "committed"]
     );
     assert_eq!(l.head().expect("head").header.tx_count, 2);
@@ -165,9 +159,7 @@ fn outcome_codes(answers: &[Result<Receipt>]) -> Vec<String> {
 /// block 2 must see block 1's writes (keys, tx ids, nonces) without the store.
 #[test]
 fn a_block_sealed_on_an_undurable_one_sees_its_writes() {
-    let dir = tempfile::tempdir().expect("dir");
-    let orderer = SigningKey::generate();
-    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let (_dir, orderer, l) = fresh();
     let k = SigningKey::generate();
     let now = now_ms();
     let replay = tx(&k, b"a", 1, "kv-chain", now);
@@ -200,9 +192,7 @@ fn a_block_sealed_on_an_undurable_one_sees_its_writes() {
 /// block is refused whole and the store stays as it was.
 #[test]
 fn a_block_built_on_a_lost_block_is_refused_whole() {
-    let dir = tempfile::tempdir().expect("dir");
-    let orderer = SigningKey::generate();
-    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let (_dir, orderer, l) = fresh();
     let k = SigningKey::generate();
     let now = now_ms();
     let lost = l.seal_block(checked(&l, vec![tx(&k, b"a", 1, "kv-chain", now)]), &orderer, now, None);
@@ -224,9 +214,7 @@ fn a_block_built_on_a_lost_block_is_refused_whole() {
 
 #[test]
 fn proofs_verify_between_every_pair_of_heights() {
-    let dir = tempfile::tempdir().expect("dir");
-    let orderer = SigningKey::generate();
-    let l = Ledger::open(dir.path(), genesis(&orderer, "g"), Arc::new(KeyValue)).expect("opens");
+    let (_dir, orderer, l) = fresh();
     let k = SigningKey::generate();
     let mut ids = Vec::new();
     let mut nonce = 0u64;
