@@ -5,6 +5,7 @@
 
 use crate::datasets::{self, DatasetRecord, DatasetVersion, SearchPage, SearchQuery};
 use crate::genesis::Genesis;
+use crate::grants::{self, GrantId, GrantView, OfferRecord};
 use crate::machine::{describe_body, CF_NOTARIZATIONS, CF_PARTIES, CF_PARTY_KEYS};
 use crate::notary::Notarization;
 use crate::party::KeyBinding;
@@ -88,13 +89,17 @@ pub fn status_for(code: &str) -> StatusCode {
         | "party.not_operator"
         | "party.key_retired"
         | "dataset.not_provider"
-        | "dataset.not_owner" => StatusCode::FORBIDDEN,
+        | "dataset.not_owner"
+        | "grant.not_consumer"
+        | "grant.not_provider"
+        | "grant.not_holder" => StatusCode::FORBIDDEN,
         "tx.replayed_nonce"
         | "tx.duplicate"
         | "party.exists"
         | "party.key_in_use"
         | "party.bad_transition"
-        | "dataset.exists" => StatusCode::CONFLICT,
+        | "dataset.exists"
+        | "grant.bad_transition" => StatusCode::CONFLICT,
         "node.shutting_down" | "node.unreachable" => StatusCode::SERVICE_UNAVAILABLE,
         "request.timeout" => StatusCode::GATEWAY_TIMEOUT,
         "store.error" | "store.corrupt" | "internal.panic" | "io.error" => StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,6 +239,9 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         search_datasets,
         get_dataset,
         get_dataset_version,
+        dataset_offers,
+        dataset_grants,
+        get_grant,
         openapi
     )
 )]
@@ -261,6 +269,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/datasets", get(search_datasets))
         .route("/v1/datasets/{id}", get(get_dataset))
         .route("/v1/datasets/{id}/versions/{version}", get(get_dataset_version))
+        .route("/v1/datasets/{id}/offers", get(dataset_offers))
+        .route("/v1/datasets/{id}/grants", get(dataset_grants))
+        .route("/v1/grants/{id}", get(get_grant))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async {
             ApiError::new(
@@ -627,6 +638,37 @@ async fn get_dataset_version(
         &parse_dataset_id(&id)?,
         version,
     )?))
+}
+
+#[utoipa::path(get, path = "/v1/datasets/{id}/offers", params(("id" = String, Path, description = "dataset id")),
+    responses((status = 200, body = Vec<OfferRecord>), (status = 404, body = ErrorBody)))]
+async fn dataset_offers(State(s): Shared, ApiPath(id): ApiPath<String>) -> Result<Json<Vec<OfferRecord>>, ApiError> {
+    let id = parse_dataset_id(&id)?;
+    datasets::dataset(s.ledger.store(), &id)?;
+    Ok(Json(grants::offers(s.ledger.store(), &id)?))
+}
+
+#[utoipa::path(get, path = "/v1/datasets/{id}/grants", params(("id" = String, Path, description = "dataset id")),
+    responses((status = 200, body = Vec<GrantView>), (status = 404, body = ErrorBody)))]
+async fn dataset_grants(State(s): Shared, ApiPath(id): ApiPath<String>) -> Result<Json<Vec<GrantView>>, ApiError> {
+    let id = parse_dataset_id(&id)?;
+    datasets::dataset(s.ledger.store(), &id)?;
+    let now = now_ms();
+    Ok(Json(
+        grants::grants_of_dataset(s.ledger.store(), &id)?
+            .into_iter()
+            .map(|g| GrantView::at(g, now))
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/grants/{id}", params(("id" = String, Path, description = "grant id (32 hex digits)")),
+    responses((status = 200, body = GrantView), (status = 404, body = ErrorBody)))]
+async fn get_grant(State(s): Shared, ApiPath(id): ApiPath<String>) -> Result<Json<GrantView>, ApiError> {
+    let id: GrantId = id
+        .parse()
+        .map_err(|e: crate::Error| ApiError::new(StatusCode::BAD_REQUEST, "request.invalid", e.to_string()))?;
+    Ok(Json(GrantView::at(grants::grant(s.ledger.store(), &id)?, now_ms())))
 }
 
 #[utoipa::path(get, path = "/v1/parties", responses((status = 200, body = Vec<Party>)))]

@@ -60,6 +60,12 @@ pub enum Command {
     /// Datasets in the catalog: register, new versions, delist, show, search.
     #[command(subcommand)]
     Dataset(crate::dataset_cli::DatasetCommand),
+    /// Offers on your datasets: the widest terms you will grant.
+    #[command(subcommand)]
+    Offer(crate::grant_cli::OfferCommand),
+    /// Grants (usage rights): request, issue, reject, revoke, transfer, show, list.
+    #[command(subcommand)]
+    Grant(crate::grant_cli::GrantCommand),
     /// Notarize files: put their SHA-256 digests on the ledger.
     Notarize {
         #[arg(required = true)]
@@ -212,6 +218,8 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Node { listen, follow } => run_node(home, listen, follow).await,
         Command::Party(p) => party(&home, p).await,
         Command::Dataset(d) => crate::dataset_cli::run(&home, d).await,
+        Command::Offer(o) => crate::grant_cli::offer(&home, o).await,
+        Command::Grant(g) => crate::grant_cli::grant(&home, g).await,
         Command::Notarize {
             files,
             node,

@@ -159,6 +159,21 @@ impl Client {
         self.get(&format!("/v1/datasets/{id}/versions/{version}")).await
     }
 
+    pub async fn offers(&self, dataset: &liutong_catalog::DatasetId) -> Result<Vec<crate::grants::OfferRecord>> {
+        self.get(&format!("/v1/datasets/{dataset}/offers")).await
+    }
+
+    pub async fn grants_of_dataset(
+        &self,
+        dataset: &liutong_catalog::DatasetId,
+    ) -> Result<Vec<crate::grants::GrantView>> {
+        self.get(&format!("/v1/datasets/{dataset}/grants")).await
+    }
+
+    pub async fn grant(&self, id: &crate::grants::GrantId) -> Result<crate::grants::GrantView> {
+        self.get(&format!("/v1/grants/{id}")).await
+    }
+
     pub async fn tx(&self, id: &Digest) -> Result<TxView> {
         self.get(&format!("/v1/txs/{id}")).await
     }

@@ -41,6 +41,9 @@ pub enum DatasetCommand {
         dataset: String,
         #[arg(long, default_value = "")]
         reason: String,
+        /// Also revoke its active grants and reject its open requests.
+        #[arg(long)]
+        revoke_existing: bool,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -176,14 +179,23 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
                 json!({ "receipt": r, "dataset": record }),
             ))
         }
-        DatasetCommand::Delist { dataset, reason, node } => {
+        DatasetCommand::Delist {
+            dataset,
+            reason,
+            revoke_existing,
+            node,
+        } => {
             let client = Client::new(&node.node)?;
             let id = parse_id(&dataset)?;
             let r = submit(
                 home,
                 &client,
                 KIND_DATASET_DELIST,
-                &DelistDataset { dataset: id, reason },
+                &DelistDataset {
+                    dataset: id,
+                    reason,
+                    revoke_existing,
+                },
             )
             .await?;
             let record: DatasetRecord = record_of(&r)?;

@@ -32,6 +32,8 @@ pub struct UpdateDataset {
 pub struct DelistDataset {
     pub dataset: DatasetId,
     pub reason: String,
+    /// Also revoke every active grant (and reject every open request) of the dataset.
+    pub revoke_existing: bool,
 }
 
 pub const MAX_REASON: usize = 500;
@@ -98,7 +100,7 @@ fn rejected(e: liutong_catalog::Error) -> Rejection {
 }
 
 /// The signer, refused unless it is an active party with the provider role.
-fn provider(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
+pub(crate) fn provider(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
     let party = active_signer(state, key)?;
     if !party.profile.roles.contains(&Role::Provider) {
         return Err(Rejection::new(
@@ -114,7 +116,7 @@ pub(crate) fn read_dataset(state: &Overlay<'_>, id: &DatasetId) -> Result<Option
 }
 
 /// The dataset `id`, refused unless it exists, `party` provides it, and it is listed.
-fn own_listed(state: &Overlay<'_>, id: &DatasetId, party: &Party) -> Result<DatasetRecord, Rejection> {
+pub(crate) fn own_listed(state: &Overlay<'_>, id: &DatasetId, party: &Party) -> Result<DatasetRecord, Rejection> {
     let record =
         read_dataset(state, id)?.ok_or_else(|| Rejection::new("dataset.unknown", format!("no dataset {id}")))?;
     if record.provider != party.profile.credit_code {
@@ -209,7 +211,13 @@ pub(crate) fn update(
     publish_version(state, &record, id, ctx)
 }
 
-pub(crate) fn delist(body: DelistDataset, signer: &PublicKey, ctx: &BlockContext, state: &mut Overlay<'_>) -> Outcome {
+pub(crate) fn delist(
+    body: DelistDataset,
+    signer: &PublicKey,
+    id: &TxId,
+    ctx: &BlockContext,
+    state: &mut Overlay<'_>,
+) -> Outcome {
     let party = provider(state, signer)?;
     let mut record = own_listed(state, &body.dataset, &party)?;
     if body.reason.len() > MAX_REASON || body.reason.chars().any(char::is_control) {
@@ -217,6 +225,9 @@ pub(crate) fn delist(body: DelistDataset, signer: &PublicKey, ctx: &BlockContext
             "dataset.bad_reason",
             format!("a reason is at most {MAX_REASON} bytes without control characters"),
         ));
+    }
+    if body.revoke_existing {
+        crate::grants::revoke_all(&record.id, id, ctx, state)?;
     }
     record.status = DatasetStatus::Delisted;
     record.updated_height = ctx.height;

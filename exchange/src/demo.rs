@@ -258,6 +258,110 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         &format!("$ liutong dataset search container shipments\n{}", found.text),
     );
 
+    // 4c. An offer and grants.
+    let dataset_id = listed.json["dataset"]["id"].as_str().unwrap_or_default().to_string();
+    let now = liutong_core::now_ms();
+    let offer_terms = json!({
+        "purposes": ["logistics-planning", "trade-finance"],
+        "not_before": now - 60_000,
+        "not_after": now + 365 * 86_400_000u64,
+        "max_uses": 100,
+        "actions": ["query"],
+        "columns": ["container", "departed", "port_of_discharge", "teu"],
+        "row_filter": "teu > 0",
+        "masks": [{"column": "container", "mask": {"kind": "hash"}}],
+        "min_group_size": null,
+        "row_cap": 10000,
+        "transferable": false
+    });
+    let offer_path = dir.path().join("offer-terms.json");
+    std::fs::write(&offer_path, offer_terms.to_string()).map_err(|e| Error::Io(e.to_string()))?;
+    let offered = cli::run(op_cli(
+        &prov_home,
+        &[
+            "offer",
+            "add",
+            &dataset_id,
+            "--terms",
+            path_str(&offer_path),
+            "--node",
+            prov.url(),
+        ],
+    ))
+    .await?;
+    n.step(
+        "The provider offers the table for queries: the widest terms it will grant",
+        &format!(
+            "{}\nColumns, a row filter, a hashed container number and a row cap: a grant can only narrow these.",
+            offered.text
+        ),
+    );
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let request = |purpose: &'static str, uses: &'static str| {
+        cli::run(op_cli(
+            &cons_home,
+            &[
+                "grant",
+                "request",
+                &dataset_id,
+                "--offer",
+                "1",
+                "--purpose",
+                purpose,
+                "--max-uses",
+                uses,
+                "--days",
+                "90",
+                "--node",
+                cons.url(),
+            ],
+        ))
+    };
+    let first = request("trade-finance", "12").await?;
+    let first_id = first.json["grant"]["id"].as_str().unwrap_or_default().to_string();
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let issued = cli::run(op_cli(&prov_home, &["grant", "issue", &first_id, "--node", prov.url()])).await?;
+    n.step(
+        "The bank requests a grant for trade finance; the provider issues it (a usage-rights token on the ledger)",
+        &issued.text,
+    );
+    let wider = request("marketing", "12").await.err();
+    let second = request("logistics-planning", "3").await?;
+    let second_id = second.json["grant"]["id"].as_str().unwrap_or_default().to_string();
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    cli::run(op_cli(
+        &prov_home,
+        &["grant", "issue", &second_id, "--node", prov.url()],
+    ))
+    .await?;
+    cli::run(op_cli(
+        &prov_home,
+        &[
+            "grant",
+            "revoke",
+            &second_id,
+            "--reason",
+            "planning project cancelled",
+            "--node",
+            prov.url(),
+        ],
+    ))
+    .await?;
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let grants = cli::run(op_cli(
+        &cons_home,
+        &["grant", "list", &dataset_id, "--node", cons.url()],
+    ))
+    .await?;
+    n.step(
+        "A second grant is issued, then revoked; a request outside the offer's terms is refused",
+        &format!(
+            "$ liutong grant list {dataset_id}\n{}\nA request for purpose \"marketing\": {}",
+            grants.text,
+            refusal_text(wider)
+        ),
+    );
+
     // 5. Verification, online and offline.
     let bundle_path = dir.path().join("evidence.json");
     let online = cli::run(op_cli(

@@ -34,12 +34,18 @@ pub struct GenesisOperator {
 pub struct CatalogParams {
     /// Bytes per chunk of every content commitment (a power of two, 4 KiB to 64 MiB).
     pub chunk_size: u32,
+    /// The purposes grants may name (lower-case slugs).
+    pub purposes: Vec<String>,
 }
 
 impl Default for CatalogParams {
     fn default() -> Self {
         CatalogParams {
             chunk_size: liutong_catalog::DEFAULT_CHUNK_SIZE,
+            purposes: liutong_policies::DEFAULT_PURPOSES
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
         }
     }
 }
@@ -109,6 +115,17 @@ impl Genesis {
         }
         liutong_catalog::check_chunk_size(self.catalog.chunk_size)
             .map_err(|e| Error::BadGenesis(format!("catalog: {e}")))?;
+        let slug = |p: &String| {
+            !p.is_empty()
+                && p.len() <= 64
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if self.catalog.purposes.is_empty() || !self.catalog.purposes.iter().all(slug) {
+            return Err(Error::BadGenesis(
+                "catalog: purposes must be a non-empty list of lower-case slugs (a-z 0-9 -)".into(),
+            ));
+        }
         Ok(())
     }
 

@@ -18,6 +18,8 @@ pub mod demo;
 mod error;
 pub mod evidence;
 pub mod genesis;
+pub mod grant_cli;
+pub mod grants;
 pub mod home;
 pub mod machine;
 pub mod node;

@@ -4,6 +4,7 @@
 
 use crate::datasets;
 use crate::genesis::Genesis;
+use crate::grants::{self, GrantStatus};
 use crate::notary::{self, Notarization, Notarize};
 use crate::party::*;
 use borsh::BorshDeserialize;
@@ -22,6 +23,12 @@ pub const CF_DATASETS: &str = "datasets";
 pub const CF_DATASET_VERSIONS: &str = "dataset_versions";
 /// Column family: the catalog's search index (see `datasets.rs`).
 pub const CF_CATALOG_INDEX: &str = "catalog_index";
+/// Column family: dataset id ‖ offer number (u32 BE) → borsh [`crate::grants::OfferRecord`].
+pub const CF_OFFERS: &str = "offers";
+/// Column family: grant id → borsh [`crate::grants::GrantRecord`].
+pub const CF_GRANTS: &str = "grants";
+/// Column family: dataset id ‖ grant id → (empty).
+pub const CF_GRANTS_BY_DATASET: &str = "grants_by_dataset";
 
 pub const KIND_REGISTER: &str = "party.register";
 pub const KIND_APPROVE: &str = "party.approve";
@@ -34,9 +41,16 @@ pub const KIND_NOTARIZE: &str = "notary.notarize";
 pub const KIND_DATASET_REGISTER: &str = "dataset.register";
 pub const KIND_DATASET_UPDATE: &str = "dataset.update";
 pub const KIND_DATASET_DELIST: &str = "dataset.delist";
+pub const KIND_OFFER_ADD: &str = "offer.add";
+pub const KIND_OFFER_WITHDRAW: &str = "offer.withdraw";
+pub const KIND_GRANT_REQUEST: &str = "grant.request";
+pub const KIND_GRANT_ISSUE: &str = "grant.issue";
+pub const KIND_GRANT_REJECT: &str = "grant.reject";
+pub const KIND_GRANT_REVOKE: &str = "grant.revoke";
+pub const KIND_GRANT_TRANSFER: &str = "grant.transfer";
 
 /// Every transaction kind this state machine knows.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 18] = [
     KIND_REGISTER,
     KIND_APPROVE,
     KIND_REJECT,
@@ -48,6 +62,13 @@ pub const KINDS: [&str; 11] = [
     KIND_DATASET_REGISTER,
     KIND_DATASET_UPDATE,
     KIND_DATASET_DELIST,
+    KIND_OFFER_ADD,
+    KIND_OFFER_WITHDRAW,
+    KIND_GRANT_REQUEST,
+    KIND_GRANT_ISSUE,
+    KIND_GRANT_REJECT,
+    KIND_GRANT_REVOKE,
+    KIND_GRANT_TRANSFER,
 ];
 
 type Outcome = std::result::Result<Applied, Rejection>;
@@ -60,6 +81,11 @@ impl ExchangeMachine {
     pub fn new(genesis: Genesis) -> Self {
         ExchangeMachine { genesis }
     }
+
+    /// The consortium's purpose vocabulary.
+    fn purposes(&self) -> &[String] {
+        &self.genesis.catalog.purposes
+    }
 }
 
 impl StateMachine for ExchangeMachine {
@@ -71,6 +97,9 @@ impl StateMachine for ExchangeMachine {
             CF_DATASETS,
             CF_DATASET_VERSIONS,
             CF_CATALOG_INDEX,
+            CF_OFFERS,
+            CF_GRANTS,
+            CF_GRANTS_BY_DATASET,
         ]
     }
 
@@ -118,7 +147,22 @@ impl StateMachine for ExchangeMachine {
                 let chunk = self.genesis.catalog.chunk_size;
                 datasets::update(decode(&t.kind, &t.body)?, &t.signer, id, ctx, chunk, state)
             }
-            KIND_DATASET_DELIST => datasets::delist(decode(&t.kind, &t.body)?, &t.signer, ctx, state),
+            KIND_DATASET_DELIST => datasets::delist(decode(&t.kind, &t.body)?, &t.signer, id, ctx, state),
+            KIND_OFFER_ADD => grants::add_offer(decode(&t.kind, &t.body)?, &t.signer, ctx, self.purposes(), state),
+            KIND_OFFER_WITHDRAW => grants::withdraw_offer(decode(&t.kind, &t.body)?, &t.signer, state),
+            KIND_GRANT_REQUEST => {
+                grants::request(decode(&t.kind, &t.body)?, &t.signer, id, ctx, self.purposes(), state)
+            }
+            KIND_GRANT_ISSUE => grants::issue(decode(&t.kind, &t.body)?, &t.signer, id, ctx, self.purposes(), state),
+            KIND_GRANT_REJECT => {
+                let change = (GrantStatus::Requested, GrantStatus::Rejected, "rejected");
+                grants::end(decode(&t.kind, &t.body)?, &t.signer, id, ctx, change, state)
+            }
+            KIND_GRANT_REVOKE => {
+                let change = (GrantStatus::Active, GrantStatus::Revoked, "revoked");
+                grants::end(decode(&t.kind, &t.body)?, &t.signer, id, ctx, change, state)
+            }
+            KIND_GRANT_TRANSFER => grants::transfer(decode(&t.kind, &t.body)?, &t.signer, id, ctx, state),
             other => Err(Rejection::new(
                 "tx.unknown_kind",
                 format!("unknown transaction kind {other:?}; known kinds: {}", KINDS.join(", ")),
@@ -465,6 +509,12 @@ pub fn describe_body(kind: &str, body: &[u8]) -> Option<serde_json::Value> {
         KIND_DATASET_REGISTER => j::<datasets::RegisterDataset>(body),
         KIND_DATASET_UPDATE => j::<datasets::UpdateDataset>(body),
         KIND_DATASET_DELIST => j::<datasets::DelistDataset>(body),
+        KIND_OFFER_ADD => j::<grants::AddOffer>(body),
+        KIND_OFFER_WITHDRAW => j::<grants::WithdrawOffer>(body),
+        KIND_GRANT_REQUEST => j::<grants::RequestGrant>(body),
+        KIND_GRANT_ISSUE => j::<grants::IssueGrant>(body),
+        KIND_GRANT_REJECT | KIND_GRANT_REVOKE => j::<grants::EndGrant>(body),
+        KIND_GRANT_TRANSFER => j::<grants::TransferGrant>(body),
         _ => None,
     }
 }

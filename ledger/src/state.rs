@@ -171,6 +171,62 @@ impl<'a> Overlay<'a> {
         Ok(value)
     }
 
+    /// Every key of `cf` starting with `prefix` as this overlay sees it
+    /// (the store's, then the pending block's, the block's and the
+    /// transaction's writes and deletes on top), in key order.
+    pub fn keys_with_prefix(&self, cf: &'static str, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut keys = std::collections::BTreeSet::new();
+        if let Some(store) = self.base {
+            let mut from = prefix.to_vec();
+            loop {
+                let rows = store.scan_from(cf, &from, 256)?;
+                let full = rows.len() == 256;
+                let mut last = None;
+                for (k, _) in rows {
+                    if !k.starts_with(prefix) {
+                        return self.overlay_keys(cf, prefix, keys);
+                    }
+                    last = Some(k.clone());
+                    keys.insert(k);
+                }
+                match last {
+                    Some(mut k) if full => {
+                        k.push(0);
+                        from = k;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.overlay_keys(cf, prefix, keys)
+    }
+
+    fn overlay_keys(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+        mut keys: std::collections::BTreeSet<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let layers = self.pending.as_deref().into_iter().chain(std::iter::once(&self.block));
+        for layer in layers {
+            if let Some(m) = layer.cf(cf) {
+                for (k, v) in m.iter().filter(|(k, _)| k.starts_with(prefix)) {
+                    match v {
+                        Some(_) => keys.insert(k.clone()),
+                        None => keys.remove(k),
+                    };
+                }
+            }
+        }
+        for (_, k, v) in self.tx.iter().filter(|(c, k, _)| *c == cf && k.starts_with(prefix)) {
+            match v {
+                Some(_) => keys.insert(k.clone()),
+                None => keys.remove(k),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
+
     pub fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {
         self.tx.push((cf, key, Some(value)));
     }

@@ -322,6 +322,9 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/datasets",
         "/v1/datasets/{id}",
         "/v1/datasets/{id}/versions/{version}",
+        "/v1/datasets/{id}/offers",
+        "/v1/datasets/{id}/grants",
+        "/v1/grants/{id}",
         "/v1/openapi.json",
     ];
     assert_eq!(documented, served.into_iter().collect());

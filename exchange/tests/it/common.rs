@@ -62,11 +62,15 @@ pub fn code(n: u32) -> String {
 }
 
 pub fn registration(net: &Net, who: &Identity, code: &str) -> Vec<u8> {
+    registration_as(net, who, code, &[Role::Provider])
+}
+
+pub fn registration_as(net: &Net, who: &Identity, code: &str, roles: &[Role]) -> Vec<u8> {
     let body = RegisterParty {
         legal_name: format!("Member {code}"),
         credit_code: code.into(),
         contact: "office@example.com".into(),
-        roles: vec![Role::Provider],
+        roles: roles.to_vec(),
         encryption_key: who.encryption.public_key(),
         endpoint: "https://member.example.com".into(),
     };
@@ -105,12 +109,17 @@ pub fn raw_tx(chain: &str, kind: &str, body: Vec<u8>, key: &SigningKey, nonce: u
     .canonical_bytes()
 }
 
-/// Registers and approves a new party; returns its identity and code.
+/// Registers and approves a new provider; returns its identity and code.
 pub async fn member(net: &Net, n: u32) -> (Identity, String) {
+    member_as(net, n, &[Role::Provider]).await
+}
+
+/// Registers and approves a new party with `roles`; returns its identity and code.
+pub async fn member_as(net: &Net, n: u32, roles: &[Role]) -> (Identity, String) {
     let id = Identity::generate();
     let c = code(n);
     net.client
-        .submit_bytes(&registration(net, &id, &c))
+        .submit_bytes(&registration_as(net, &id, &c, roles))
         .await
         .expect("registers");
     net.client

@@ -6,7 +6,6 @@ use liutong_catalog::*;
 use liutong_core::{Canonical, SigningKey};
 use liutong_exchange::client::sign_tx;
 use liutong_exchange::datasets::*;
-use liutong_exchange::home::Identity;
 use liutong_exchange::machine::*;
 use liutong_exchange::party::*;
 
@@ -68,6 +67,7 @@ fn delist(net: &Net, key: &SigningKey, id: DatasetId) -> Vec<u8> {
     let body = DelistDataset {
         dataset: id,
         reason: "superseded".into(),
+        revoke_existing: false,
     };
     sign_tx(&net.chain, KIND_DATASET_DELIST, &body, key).canonical_bytes()
 }
@@ -243,25 +243,7 @@ async fn dataset_refusals_leave_the_state_unchanged() {
     let net = orderer().await;
     let (p, _) = member(&net, 1).await;
     let (q, _) = member(&net, 2).await;
-    // A consumer-only party.
-    let consumer = Identity::generate();
-    let c = code(3);
-    let body = RegisterParty {
-        legal_name: "Buyer".into(),
-        credit_code: c.clone(),
-        contact: "b@example.com".into(),
-        roles: vec![Role::Consumer],
-        encryption_key: consumer.encryption.public_key(),
-        endpoint: "https://buyer.example.com".into(),
-    };
-    net.client
-        .submit_bytes(&sign_tx(&net.chain, KIND_REGISTER, &body, &consumer.signing).canonical_bytes())
-        .await
-        .expect("registers");
-    net.client
-        .submit_bytes(&standing(&net, KIND_APPROVE, &net.operator.signing, &c))
-        .await
-        .expect("approves");
+    let (consumer, _) = member_as(&net, 3, &[Role::Consumer]).await;
     let good = || table("Manifests", "", &["port"], b"content");
     net.client
         .submit_bytes(&register(&net, &p.signing, "m", good()))

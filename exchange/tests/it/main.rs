@@ -8,5 +8,6 @@ mod crash;
 mod datasets;
 mod evidence;
 mod follower;
+mod grants;
 mod parties;
 mod tamper;

@@ -1,0 +1,602 @@
+//! Offers and grants (usage-rights tokens) on the ledger.
+//!
+//! A provider attaches offers to a listed dataset: the widest terms it will
+//! grant, approved automatically or by hand. A consumer requests a grant
+//! against an offer with terms within it and one purpose; the provider
+//! issues it (with the requested terms or narrower ones) or rejects it; the
+//! provider may revoke it; a transferable grant may pass to another
+//! consumer. Expiry and exhaustion follow from the terms and the use count
+//! (uses are counted by deliveries and queries).
+
+use crate::datasets::{own_listed, provider, read_dataset, DatasetStatus};
+use crate::machine::{active_signer, read, read_party, to_json, CF_GRANTS, CF_GRANTS_BY_DATASET, CF_OFFERS};
+use crate::party::{Party, PartyStatus, Role};
+use borsh::{BorshDeserialize, BorshSerialize};
+use liutong_catalog::{DatasetId, DatasetKind};
+use liutong_core::{CreditCode, PublicKey, Timestamp};
+use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, Store, TxId};
+use liutong_policies::Terms;
+use serde::{Deserialize, Serialize};
+
+pub const MAX_REASON: usize = 500;
+/// Most offers one dataset may carry.
+pub const MAX_OFFERS: u32 = 64;
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = true)]
+pub enum Approval {
+    /// A request within the offer is issued at once, by the ledger.
+    Automatic = 0,
+    /// The provider issues or rejects each request.
+    Manual = 1,
+}
+
+/// `offer.add`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AddOffer {
+    pub dataset: DatasetId,
+    pub terms: Terms,
+    pub approval: Approval,
+}
+
+/// `offer.withdraw`: no new requests; grants already made keep their terms.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct WithdrawOffer {
+    pub dataset: DatasetId,
+    pub offer: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OfferRecord {
+    #[schema(value_type = String)]
+    pub dataset: DatasetId,
+    /// 1 for a dataset's first offer.
+    pub number: u32,
+    #[schema(value_type = Object)]
+    pub terms: Terms,
+    pub approval: Approval,
+    pub withdrawn: bool,
+    pub height: u64,
+}
+
+/// A grant's id: the first 16 bytes of its request transaction's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+pub struct GrantId(pub [u8; 16]);
+
+impl GrantId {
+    pub fn of_request(tx: &TxId) -> GrantId {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&tx.as_bytes()[..16]);
+        GrantId(id)
+    }
+}
+
+impl std::fmt::Display for GrantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&hex::encode(self.0))
+    }
+}
+
+impl std::str::FromStr for GrantId {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<GrantId> {
+        Ok(GrantId(liutong_core::from_hex_array::<16>("grant id", s.trim())?))
+    }
+}
+
+impl Serialize for GrantId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for GrantId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as Deserialize>::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `grant.request`: terms within the offer, naming one purpose.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct RequestGrant {
+    pub dataset: DatasetId,
+    pub offer: u32,
+    pub terms: Terms,
+}
+
+/// `grant.issue`: the provider grants the request, with its terms or narrower ones.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct IssueGrant {
+    pub grant: GrantId,
+    /// `None`: the requested terms.
+    pub terms: Option<Terms>,
+}
+
+/// `grant.reject` (a request) and `grant.revoke` (an active grant).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct EndGrant {
+    pub grant: GrantId,
+    pub reason: String,
+}
+
+/// `grant.transfer`: the holder passes a transferable grant to another consumer.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct TransferGrant {
+    pub grant: GrantId,
+    pub to: String,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = true)]
+pub enum GrantStatus {
+    Requested = 0,
+    Active = 1,
+    Rejected = 2,
+    Revoked = 3,
+}
+
+/// One change of a grant, for its history.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GrantEvent {
+    /// requested, issued, rejected, revoked, transferred, dataset_delisted.
+    pub event: String,
+    pub height: u64,
+    pub timestamp: Timestamp,
+    #[schema(value_type = String)]
+    pub tx_id: TxId,
+    pub note: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GrantRecord {
+    #[schema(value_type = String)]
+    pub id: GrantId,
+    #[schema(value_type = String)]
+    pub dataset: DatasetId,
+    pub offer: u32,
+    #[schema(value_type = String)]
+    pub provider: CreditCode,
+    /// The current holder (the requester, unless transferred).
+    #[schema(value_type = String)]
+    pub holder: CreditCode,
+    pub status: GrantStatus,
+    /// The requested terms until issued; then the granted ones.
+    #[schema(value_type = Object)]
+    pub terms: Terms,
+    /// Uses counted so far (by deliveries and queries).
+    pub uses: u64,
+    pub history: Vec<GrantEvent>,
+}
+
+impl GrantRecord {
+    /// What the grant is at `now`: its status, or `expired` / `exhausted`
+    /// for an active grant whose terms have run out.
+    pub fn state_at(&self, now: Timestamp) -> &'static str {
+        match self.status {
+            GrantStatus::Requested => "requested",
+            GrantStatus::Rejected => "rejected",
+            GrantStatus::Revoked => "revoked",
+            GrantStatus::Active if self.terms.not_after.is_some_and(|end| now >= end) => "expired",
+            GrantStatus::Active if self.terms.max_uses.is_some_and(|m| self.uses >= m) => "exhausted",
+            GrantStatus::Active => "active",
+        }
+    }
+}
+
+/// A grant as the API shows it: the record and what it is now.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GrantView {
+    #[serde(flatten)]
+    pub grant: GrantRecord,
+    /// requested, active, expired, exhausted, rejected or revoked, at the node's clock.
+    pub state: String,
+}
+
+impl GrantView {
+    pub fn at(grant: GrantRecord, now: Timestamp) -> GrantView {
+        let state = grant.state_at(now).to_string();
+        GrantView { grant, state }
+    }
+}
+
+type Outcome = Result<Applied, Rejection>;
+
+fn policy(e: liutong_policies::Error) -> Rejection {
+    Rejection::new(e.code(), e.to_string())
+}
+
+fn check_reason(reason: &str) -> Result<(), Rejection> {
+    if reason.len() > MAX_REASON || reason.chars().any(char::is_control) {
+        return Err(Rejection::new(
+            "grant.bad_reason",
+            format!("a reason is at most {MAX_REASON} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn offer_key(dataset: &DatasetId, number: u32) -> Vec<u8> {
+    let mut k = dataset.0.to_vec();
+    k.extend(number.to_be_bytes());
+    k
+}
+
+fn put<T: BorshSerialize>(state: &mut Overlay<'_>, cf: &'static str, key: Vec<u8>, value: &T) {
+    state.put(cf, key, borsh::to_vec(value).expect("borsh into a Vec cannot fail"));
+}
+
+/// Checks `terms` against the dataset they are for (its current schema) and
+/// the consortium's purposes.
+fn check_terms(terms: &Terms, dataset: &crate::datasets::DatasetRecord, purposes: &[String]) -> Result<(), Rejection> {
+    let schema = match (&dataset.description.kind, &dataset.description.table) {
+        (DatasetKind::Table, Some(shape)) => {
+            Some(shape.to_arrow().map_err(|e| Rejection::new(e.code(), e.to_string()))?)
+        }
+        _ => None,
+    };
+    terms.validate(schema.as_ref(), purposes).map_err(policy)
+}
+
+pub(crate) fn add_offer(
+    body: AddOffer,
+    signer: &PublicKey,
+    ctx: &BlockContext,
+    purposes: &[String],
+    state: &mut Overlay<'_>,
+) -> Outcome {
+    let party = provider(state, signer)?;
+    let dataset = own_listed(state, &body.dataset, &party)?;
+    check_terms(&body.terms, &dataset, purposes)?;
+    let mut number = 1;
+    while read::<OfferRecord>(state, CF_OFFERS, &offer_key(&body.dataset, number))?.is_some() {
+        number += 1;
+        if number > MAX_OFFERS {
+            return Err(Rejection::new(
+                "offer.too_many",
+                format!("dataset {} already has {MAX_OFFERS} offers", body.dataset),
+            ));
+        }
+    }
+    let record = OfferRecord {
+        dataset: body.dataset,
+        number,
+        terms: body.terms,
+        approval: body.approval,
+        withdrawn: false,
+        height: ctx.height,
+    };
+    put(state, CF_OFFERS, offer_key(&body.dataset, number), &record);
+    Ok(Applied::Committed(to_json(&record)))
+}
+
+fn read_offer(state: &Overlay<'_>, dataset: &DatasetId, number: u32) -> Result<OfferRecord, Rejection> {
+    read(state, CF_OFFERS, &offer_key(dataset, number))?
+        .ok_or_else(|| Rejection::new("offer.unknown", format!("dataset {dataset} has no offer {number}")))
+}
+
+pub(crate) fn withdraw_offer(body: WithdrawOffer, signer: &PublicKey, state: &mut Overlay<'_>) -> Outcome {
+    let party = provider(state, signer)?;
+    own_listed(state, &body.dataset, &party)?;
+    let mut offer = read_offer(state, &body.dataset, body.offer)?;
+    if offer.withdrawn {
+        return Err(Rejection::new(
+            "offer.withdrawn",
+            format!("offer {} is already withdrawn", body.offer),
+        ));
+    }
+    offer.withdrawn = true;
+    put(state, CF_OFFERS, offer_key(&body.dataset, body.offer), &offer);
+    Ok(Applied::Committed(to_json(&offer)))
+}
+
+fn event(name: &str, id: &TxId, ctx: &BlockContext, note: String) -> GrantEvent {
+    GrantEvent {
+        event: name.into(),
+        height: ctx.height,
+        timestamp: ctx.timestamp,
+        tx_id: *id,
+        note,
+    }
+}
+
+fn put_grant(state: &mut Overlay<'_>, grant: &GrantRecord) {
+    put(state, CF_GRANTS, grant.id.0.to_vec(), grant);
+}
+
+/// The signer as an active party with the consumer role.
+fn consumer(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
+    let party = active_signer(state, key)?;
+    if !party.profile.roles.contains(&Role::Consumer) {
+        return Err(Rejection::new(
+            "grant.not_consumer",
+            format!("party {} does not have the consumer role", party.profile.credit_code),
+        ));
+    }
+    Ok(party)
+}
+
+pub(crate) fn request(
+    body: RequestGrant,
+    signer: &PublicKey,
+    id: &TxId,
+    ctx: &BlockContext,
+    purposes: &[String],
+    state: &mut Overlay<'_>,
+) -> Outcome {
+    let party = consumer(state, signer)?;
+    let dataset = read_dataset(state, &body.dataset)?
+        .ok_or_else(|| Rejection::new("dataset.unknown", format!("no dataset {}", body.dataset)))?;
+    if dataset.status == DatasetStatus::Delisted {
+        return Err(Rejection::new(
+            "dataset.delisted",
+            format!("dataset {} is delisted", dataset.id),
+        ));
+    }
+    let offer = read_offer(state, &body.dataset, body.offer)?;
+    if offer.withdrawn {
+        return Err(Rejection::new(
+            "offer.withdrawn",
+            format!("offer {} is withdrawn", body.offer),
+        ));
+    }
+    check_terms(&body.terms, &dataset, purposes)?;
+    body.terms.within(&offer.terms).map_err(policy)?;
+    let grant_id = GrantId::of_request(id);
+    let mut grant = GrantRecord {
+        id: grant_id,
+        dataset: body.dataset,
+        offer: body.offer,
+        provider: dataset.provider.clone(),
+        holder: party.profile.credit_code.clone(),
+        status: GrantStatus::Requested,
+        terms: body.terms,
+        uses: 0,
+        history: vec![event("requested", id, ctx, String::new())],
+    };
+    if offer.approval == Approval::Automatic {
+        grant.status = GrantStatus::Active;
+        grant
+            .history
+            .push(event("issued", id, ctx, "automatic approval by the offer".into()));
+    }
+    let mut index_key = body.dataset.0.to_vec();
+    index_key.extend(grant_id.0);
+    state.put(CF_GRANTS_BY_DATASET, index_key, Vec::new());
+    put_grant(state, &grant);
+    Ok(Applied::Committed(to_json(&grant)))
+}
+
+fn read_grant(state: &Overlay<'_>, id: &GrantId) -> Result<GrantRecord, Rejection> {
+    read(state, CF_GRANTS, &id.0)?.ok_or_else(|| Rejection::new("grant.unknown", format!("no grant {id}")))
+}
+
+/// The grant `id`, refused unless `key` signs for its provider.
+fn as_provider(state: &Overlay<'_>, key: &PublicKey, id: &GrantId) -> Result<GrantRecord, Rejection> {
+    let party = active_signer(state, key)?;
+    let grant = read_grant(state, id)?;
+    if grant.provider != party.profile.credit_code {
+        return Err(Rejection::new(
+            "grant.not_provider",
+            format!("only the provider {} may decide on grant {id}", grant.provider),
+        ));
+    }
+    Ok(grant)
+}
+
+fn bad_transition(grant: &GrantRecord, what: &str) -> Rejection {
+    Rejection::new(
+        "grant.bad_transition",
+        format!("grant {} is {}; it cannot be {what}", grant.id, grant.state_at(0)),
+    )
+}
+
+pub(crate) fn issue(
+    body: IssueGrant,
+    signer: &PublicKey,
+    id: &TxId,
+    ctx: &BlockContext,
+    purposes: &[String],
+    state: &mut Overlay<'_>,
+) -> Outcome {
+    let mut grant = as_provider(state, signer, &body.grant)?;
+    if grant.status != GrantStatus::Requested {
+        return Err(bad_transition(&grant, "issued"));
+    }
+    let dataset = read_dataset(state, &grant.dataset)?
+        .ok_or_else(|| Rejection::new("store.corrupt", format!("grant {} names a missing dataset", grant.id)))?;
+    if dataset.status == DatasetStatus::Delisted {
+        return Err(Rejection::new(
+            "dataset.delisted",
+            format!("dataset {} is delisted", dataset.id),
+        ));
+    }
+    if let Some(terms) = body.terms {
+        check_terms(&terms, &dataset, purposes)?;
+        let offer = read_offer(state, &grant.dataset, grant.offer)?;
+        terms.within(&offer.terms).map_err(policy)?;
+        if terms.purposes != grant.terms.purposes {
+            return Err(Rejection::new(
+                "policy.wider_than_offer",
+                "a grant is issued for the purpose it was requested for".to_string(),
+            ));
+        }
+        grant.terms = terms;
+    }
+    grant.status = GrantStatus::Active;
+    record(state, grant, event("issued", id, ctx, String::new()))
+}
+
+/// `grant.reject` (a request) and `grant.revoke` (an active grant): only the
+/// provider, only from `from`.
+pub(crate) fn end(
+    body: EndGrant,
+    signer: &PublicKey,
+    id: &TxId,
+    ctx: &BlockContext,
+    (from, to, name): (GrantStatus, GrantStatus, &str),
+    state: &mut Overlay<'_>,
+) -> Outcome {
+    check_reason(&body.reason)?;
+    let mut grant = as_provider(state, signer, &body.grant)?;
+    if grant.status != from {
+        return Err(bad_transition(&grant, name));
+    }
+    grant.status = to;
+    record(state, grant, event(name, id, ctx, body.reason))
+}
+
+/// Appends `event` to the grant's history, stores it and answers with it.
+fn record(state: &mut Overlay<'_>, mut grant: GrantRecord, event: GrantEvent) -> Outcome {
+    grant.history.push(event);
+    put_grant(state, &grant);
+    Ok(Applied::Committed(to_json(&grant)))
+}
+
+pub(crate) fn transfer(
+    body: TransferGrant,
+    signer: &PublicKey,
+    id: &TxId,
+    ctx: &BlockContext,
+    state: &mut Overlay<'_>,
+) -> Outcome {
+    let holder = active_signer(state, signer)?;
+    let mut grant = read_grant(state, &body.grant)?;
+    if grant.holder != holder.profile.credit_code {
+        return Err(Rejection::new(
+            "grant.not_holder",
+            format!("grant {} is held by {}", grant.id, grant.holder),
+        ));
+    }
+    if grant.state_at(ctx.timestamp) != "active" {
+        return Err(bad_transition(&grant, "transferred"));
+    }
+    if !grant.terms.transferable {
+        return Err(Rejection::new(
+            "grant.not_transferable",
+            format!(
+                "grant {} is not transferable (its offer forbids secondary trading)",
+                grant.id
+            ),
+        ));
+    }
+    let to = CreditCode::parse(&body.to).map_err(|e| Rejection::new(e.code(), e.to_string()))?;
+    let recipient = read_party(state, &to)?
+        .ok_or_else(|| Rejection::new("party.not_found", format!("no party {to} is registered")))?;
+    if recipient.status != PartyStatus::Active || !recipient.profile.roles.contains(&Role::Consumer) {
+        return Err(Rejection::new(
+            "grant.bad_recipient",
+            format!("party {to} is not an active consumer"),
+        ));
+    }
+    if to == grant.holder {
+        return Err(Rejection::new(
+            "grant.bad_recipient",
+            format!("party {to} already holds grant {}", grant.id),
+        ));
+    }
+    let moved = event("transferred", id, ctx, format!("from {} to {to}", grant.holder));
+    grant.holder = to;
+    record(state, grant, moved)
+}
+
+/// On delisting with `revoke_existing`: revokes every grant of the dataset
+/// that is requested or active.
+pub(crate) fn revoke_all(
+    dataset: &DatasetId,
+    id: &TxId,
+    ctx: &BlockContext,
+    state: &mut Overlay<'_>,
+) -> Result<u64, Rejection> {
+    let mut ended = 0;
+    for grant_id in grants_of_dataset_in(state, dataset)? {
+        let mut grant = read_grant(state, &grant_id)?;
+        let (status, name) = match grant.status {
+            GrantStatus::Requested => (GrantStatus::Rejected, "rejected"),
+            GrantStatus::Active => (GrantStatus::Revoked, "revoked"),
+            _ => continue,
+        };
+        grant.status = status;
+        grant
+            .history
+            .push(event(name, id, ctx, "dataset delisted with revoke_existing".into()));
+        put_grant(state, &grant);
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// Grant ids of a dataset as the state machine sees them. The index is read
+/// from the store, plus this block's own new requests.
+fn grants_of_dataset_in(state: &Overlay<'_>, dataset: &DatasetId) -> Result<Vec<GrantId>, Rejection> {
+    state
+        .keys_with_prefix(CF_GRANTS_BY_DATASET, &dataset.0)
+        .map_err(crate::machine::store_error)?
+        .into_iter()
+        .map(|k| {
+            k.get(16..32)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .map(GrantId)
+                .ok_or_else(|| Rejection::new("store.corrupt", "a grants_by_dataset key is not dataset ‖ grant"))
+        })
+        .collect()
+}
+
+/// A grant from a node's committed state.
+pub fn grant(store: &Store, id: &GrantId) -> crate::Result<GrantRecord> {
+    let bytes = store
+        .get(CF_GRANTS, &id.0)?
+        .ok_or_else(|| crate::Error::Ledger(liutong_ledger::Error::NotFound(format!("grant {id}"))))?;
+    decode(&bytes)
+}
+
+/// The offers of a dataset, from a node's committed state.
+pub fn offers(store: &Store, dataset: &DatasetId) -> crate::Result<Vec<OfferRecord>> {
+    let mut out = Vec::new();
+    for (k, v) in store.scan_from(CF_OFFERS, &dataset.0, MAX_OFFERS as usize)? {
+        if !k.starts_with(&dataset.0) {
+            break;
+        }
+        out.push(decode(&v)?);
+    }
+    Ok(out)
+}
+
+/// The grants of a dataset, from a node's committed state.
+pub fn grants_of_dataset(store: &Store, dataset: &DatasetId) -> crate::Result<Vec<GrantRecord>> {
+    let mut out = Vec::new();
+    let mut from = dataset.0.to_vec();
+    loop {
+        let rows = store.scan_from(CF_GRANTS_BY_DATASET, &from, 256)?;
+        let full = rows.len() == 256;
+        for (k, _) in &rows {
+            let Some(g) = k.strip_prefix(&dataset.0[..]) else {
+                return Ok(out);
+            };
+            let g = GrantId(g.try_into().map_err(|_| corrupt())?);
+            out.push(grant(store, &g)?);
+        }
+        match rows.last() {
+            Some((last, _)) if full => {
+                from = last.clone();
+                from.push(0);
+            }
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn corrupt() -> crate::Error {
+    crate::Error::Ledger(liutong_ledger::Error::Corrupt("grants: unreadable entry".into()))
+}
+
+fn decode<T: BorshDeserialize>(bytes: &[u8]) -> crate::Result<T> {
+    borsh::from_slice(bytes).map_err(|_| corrupt())
+}
