@@ -10,6 +10,7 @@ use crate::machine::{describe_body, CF_NOTARIZATIONS, CF_PARTIES, CF_PARTY_KEYS}
 use crate::notary::Notarization;
 use crate::party::KeyBinding;
 use crate::party::Party;
+use crate::standards::{self, ImportedPolicy};
 use crate::wire::*;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{header, StatusCode};
@@ -19,6 +20,7 @@ use axum::{Json, Router};
 use liutong_catalog::DatasetId;
 use liutong_core::{now_ms, CreditCode, Digest};
 use liutong_ledger::{CheckedTx, Ledger, Ordering, Receipt};
+use liutong_policies::odrl;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -241,7 +243,12 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         get_dataset_version,
         dataset_offers,
         dataset_grants,
+        offer_odrl,
+        list_grants,
         get_grant,
+        grant_odrl,
+        catalog_dcat,
+        import_odrl,
         openapi
     )
 )]
@@ -271,7 +278,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/datasets/{id}/versions/{version}", get(get_dataset_version))
         .route("/v1/datasets/{id}/offers", get(dataset_offers))
         .route("/v1/datasets/{id}/grants", get(dataset_grants))
+        .route("/v1/datasets/{id}/offers/{number}/odrl", get(offer_odrl))
+        .route("/v1/grants", get(list_grants))
         .route("/v1/grants/{id}", get(get_grant))
+        .route("/v1/grants/{id}/odrl", get(grant_odrl))
+        .route("/v1/catalog/dcat", get(catalog_dcat))
+        .route("/v1/policies/odrl", post(import_odrl))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async {
             ApiError::new(
@@ -665,10 +677,111 @@ async fn dataset_grants(State(s): Shared, ApiPath(id): ApiPath<String>) -> Resul
 #[utoipa::path(get, path = "/v1/grants/{id}", params(("id" = String, Path, description = "grant id (32 hex digits)")),
     responses((status = 200, body = GrantView), (status = 404, body = ErrorBody)))]
 async fn get_grant(State(s): Shared, ApiPath(id): ApiPath<String>) -> Result<Json<GrantView>, ApiError> {
-    let id: GrantId = id
-        .parse()
-        .map_err(|e: crate::Error| ApiError::new(StatusCode::BAD_REQUEST, "request.invalid", e.to_string()))?;
+    let id = parse_grant_id(&id)?;
     Ok(Json(GrantView::at(grants::grant(s.ledger.store(), &id)?, now_ms())))
+}
+
+fn parse_grant_id(text: &str) -> Result<GrantId, ApiError> {
+    text.parse()
+        .map_err(|e: crate::Error| ApiError::new(StatusCode::BAD_REQUEST, "request.invalid", e.to_string()))
+}
+
+/// A JSON-LD answer (`application/ld+json`).
+pub struct JsonLd(pub serde_json::Value);
+
+impl IntoResponse for JsonLd {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/ld+json")], Json(self.0)).into_response()
+    }
+}
+
+/// One offer as an ODRL 2.2 `odrl:Offer` (JSON-LD).
+#[utoipa::path(get, path = "/v1/datasets/{id}/offers/{number}/odrl",
+    params(("id" = String, Path, description = "dataset id"), ("number" = u32, Path, description = "1 for the first offer")),
+    responses((status = 200, body = Object, content_type = "application/ld+json"), (status = 404, body = ErrorBody)))]
+async fn offer_odrl(State(s): Shared, ApiPath((id, number)): ApiPath<(String, u32)>) -> Result<JsonLd, ApiError> {
+    let id = parse_dataset_id(&id)?;
+    let dataset = datasets::dataset(s.ledger.store(), &id)?;
+    let offer = grants::offers(s.ledger.store(), &id)?
+        .into_iter()
+        .find(|o| o.number == number)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("dataset {id} has no offer {number}"),
+            )
+        })?;
+    Ok(JsonLd(odrl::export(&standards::offer_policy(
+        &offer,
+        &dataset.provider,
+    ))))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GrantsQuery {
+    /// A party's credit code: the grants it provides, requested, or holds or held.
+    pub party: String,
+}
+
+/// A party's grants, as provider, requester or holder.
+#[utoipa::path(get, path = "/v1/grants", params(GrantsQuery),
+    responses((status = 200, body = Vec<GrantView>), (status = 400, body = ErrorBody)))]
+async fn list_grants(State(s): Shared, ApiQuery(q): ApiQuery<GrantsQuery>) -> Result<Json<Vec<GrantView>>, ApiError> {
+    let party =
+        CreditCode::parse(&q.party).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    let now = now_ms();
+    Ok(Json(
+        grants::grants_of_party(s.ledger.store(), &party)?
+            .into_iter()
+            .map(|g| GrantView::at(g, now))
+            .collect(),
+    ))
+}
+
+/// One grant as an ODRL 2.2 `odrl:Agreement` (`odrl:Request` until issued), JSON-LD.
+#[utoipa::path(get, path = "/v1/grants/{id}/odrl", params(("id" = String, Path, description = "grant id")),
+    responses((status = 200, body = Object, content_type = "application/ld+json"), (status = 404, body = ErrorBody)))]
+async fn grant_odrl(State(s): Shared, ApiPath(id): ApiPath<String>) -> Result<JsonLd, ApiError> {
+    let grant = grants::grant(s.ledger.store(), &parse_grant_id(&id)?)?;
+    Ok(JsonLd(odrl::export(&standards::grant_policy(&GrantView::at(
+        grant,
+        now_ms(),
+    )))))
+}
+
+/// The catalog as a DCAT-3 `dcat:Catalog` (JSON-LD): the datasets a search
+/// finds, each with its current distribution and open offers (`odrl:hasPolicy`).
+#[utoipa::path(get, path = "/v1/catalog/dcat", params(SearchQuery),
+    responses((status = 200, body = Object, content_type = "application/ld+json"), (status = 400, body = ErrorBody)))]
+async fn catalog_dcat(State(s): Shared, ApiQuery(q): ApiQuery<SearchQuery>) -> Result<JsonLd, ApiError> {
+    let s2 = s.clone();
+    let doc = tokio::task::spawn_blocking(move || {
+        let store = s2.ledger.store();
+        let page = datasets::search(store, &q)?;
+        standards::dcat_catalog(&s2.genesis.chain_id, &page, |id| grants::offers(store, id))
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal.panic",
+            "catalog export failed",
+        )
+    })??;
+    Ok(JsonLd(doc))
+}
+
+/// Reads an ODRL 2.2 policy (JSON-LD) into liutong terms, or names what
+/// liutong cannot enforce. Nothing is stored: submit the terms in a signed
+/// `offer.add`, `grant.request` or `grant.issue` transaction.
+#[utoipa::path(post, path = "/v1/policies/odrl", request_body(content = Object, content_type = "application/ld+json"),
+    responses((status = 200, body = ImportedPolicy), (status = 422, body = ErrorBody)))]
+async fn import_odrl(body: String) -> Result<Json<ImportedPolicy>, ApiError> {
+    let policy =
+        odrl::import(&body).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
+    Ok(Json(ImportedPolicy::from(policy)))
 }
 
 #[utoipa::path(get, path = "/v1/parties", responses((status = 200, body = Vec<Party>)))]

@@ -208,6 +208,12 @@ impl Output {
     pub(crate) fn ok(text: String, json: serde_json::Value) -> Output {
         Output { text, json, ok: true }
     }
+
+    /// A document whose text form is its pretty JSON (JSON-LD exports).
+    pub(crate) fn json_text(json: serde_json::Value) -> Output {
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+        Output { text, json, ok: true }
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<Output> {

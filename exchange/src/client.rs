@@ -137,14 +137,38 @@ impl Client {
 
     /// One page of a catalog search (`/v1/datasets`).
     pub async fn search_datasets(&self, q: &SearchQuery) -> Result<crate::datasets::SearchPage> {
+        self.get_query("/v1/datasets", q).await
+    }
+
+    /// The same page as a DCAT-3 catalog in JSON-LD (`/v1/catalog/dcat`).
+    pub async fn catalog_dcat(&self, q: &SearchQuery) -> Result<serde_json::Value> {
+        self.get_query("/v1/catalog/dcat", q).await
+    }
+
+    async fn get_query<T: DeserializeOwned>(&self, path: &str, q: &impl serde::Serialize) -> Result<T> {
         let resp = self
             .http
-            .get(format!("{}/v1/datasets", self.base))
+            .get(format!("{}{path}", self.base))
             .query(q)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
         self.answer(resp).await
+    }
+
+    /// An offer as ODRL 2.2 JSON-LD.
+    pub async fn offer_odrl(&self, dataset: &liutong_catalog::DatasetId, number: u32) -> Result<serde_json::Value> {
+        self.get(&format!("/v1/datasets/{dataset}/offers/{number}/odrl")).await
+    }
+
+    /// A grant as ODRL 2.2 JSON-LD.
+    pub async fn grant_odrl(&self, id: &crate::grants::GrantId) -> Result<serde_json::Value> {
+        self.get(&format!("/v1/grants/{id}/odrl")).await
+    }
+
+    /// The grants a party provides, requested, or holds or held.
+    pub async fn grants_of_party(&self, party: &str) -> Result<Vec<crate::grants::GrantView>> {
+        self.get_query("/v1/grants", &[("party", party)]).await
     }
 
     pub async fn dataset(&self, id: &liutong_catalog::DatasetId) -> Result<crate::datasets::DatasetRecord> {

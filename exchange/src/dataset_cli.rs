@@ -73,6 +73,9 @@ pub enum DatasetCommand {
         /// Continue after this dataset id (printed as `next`).
         #[arg(long)]
         after: Option<String>,
+        /// The page as a DCAT-3 catalog in JSON-LD, with each dataset's open offers.
+        #[arg(long)]
+        dcat: bool,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -232,20 +235,23 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             include_delisted,
             limit,
             after,
+            dcat,
             node,
         } => {
             let client = Client::new(&node.node)?;
-            let page = client
-                .search_datasets(&SearchQuery {
-                    q: (!words.is_empty()).then(|| words.join(" ")),
-                    provider,
-                    kind,
-                    tag,
-                    include_delisted,
-                    limit: Some(limit),
-                    after,
-                })
-                .await?;
+            let query = SearchQuery {
+                q: (!words.is_empty()).then(|| words.join(" ")),
+                provider,
+                kind,
+                tag,
+                include_delisted,
+                limit: Some(limit),
+                after,
+            };
+            if dcat {
+                return Ok(Output::json_text(client.catalog_dcat(&query).await?));
+            }
+            let page = client.search_datasets(&query).await?;
             let mut text = String::new();
             for d in &page.datasets {
                 text.push_str(&format!(

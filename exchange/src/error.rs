@@ -12,6 +12,8 @@ pub enum Error {
     Core(#[from] liutong_core::Error),
     #[error(transparent)]
     Catalog(#[from] liutong_catalog::Error),
+    #[error(transparent)]
+    Policy(#[from] liutong_policies::Error),
     #[error("invalid genesis: {0}")]
     BadGenesis(String),
     #[error("invalid request: {0}")]
@@ -35,6 +37,7 @@ impl Error {
             Error::Ledger(e) => e.code(),
             Error::Core(e) => e.code(),
             Error::Catalog(e) => e.code(),
+            Error::Policy(e) => e.code(),
             Error::BadGenesis(_) => "genesis.invalid",
             Error::BadRequest(_) => "request.invalid",
             Error::Io(_) => "io.error",

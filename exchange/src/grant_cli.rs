@@ -5,11 +5,12 @@ use crate::client::Client;
 use crate::grants::*;
 use crate::home::Home;
 use crate::machine::*;
+use crate::standards::ImportedPolicy;
 use crate::wire::ReceiptView;
 use crate::{Error, Result};
 use clap::Subcommand;
 use liutong_catalog::DatasetId;
-use liutong_policies::Terms;
+use liutong_policies::{odrl, Terms};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -19,10 +20,12 @@ pub enum OfferCommand {
     /// (provider) Attach an offer to one of your datasets.
     Add {
         dataset: String,
-        /// The offer's terms as JSON (see the README's terms section).
+        /// The offer's terms: liutong terms JSON, or an ODRL 2.2 policy in
+        /// JSON-LD (see the README's terms and ODRL sections).
         #[arg(long)]
         terms: PathBuf,
-        /// Issue requests within the offer at once instead of deciding each.
+        /// Issue requests within the offer at once instead of deciding each
+        /// (an ODRL offer may say so with `liutong:approval`).
         #[arg(long)]
         automatic: bool,
         #[command(flatten)]
@@ -31,6 +34,9 @@ pub enum OfferCommand {
     /// A dataset's offers.
     List {
         dataset: String,
+        /// As ODRL 2.2 `odrl:Offer` policies (JSON-LD).
+        #[arg(long)]
+        odrl: bool,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -60,7 +66,8 @@ pub enum GrantCommand {
         /// Ask for this many days from now (within the offer's window).
         #[arg(long)]
         days: Option<u64>,
-        /// The requested terms as JSON instead (overrides the options above).
+        /// The requested terms instead (overrides the options above): liutong
+        /// terms JSON or an ODRL policy in JSON-LD.
         #[arg(long)]
         terms: Option<PathBuf>,
         #[command(flatten)]
@@ -69,6 +76,7 @@ pub enum GrantCommand {
     /// (provider) Issue a requested grant, with its terms or narrower ones.
     Issue {
         grant: String,
+        /// Narrower terms than requested: liutong terms JSON or ODRL JSON-LD.
         #[arg(long)]
         terms: Option<PathBuf>,
         #[command(flatten)]
@@ -101,20 +109,36 @@ pub enum GrantCommand {
     /// One grant, its terms and its history.
     Show {
         grant: String,
+        /// As an ODRL 2.2 `odrl:Agreement` (`odrl:Request` until issued), JSON-LD.
+        #[arg(long)]
+        odrl: bool,
         #[command(flatten)]
         node: NodeArg,
     },
-    /// A dataset's grants.
+    /// A dataset's grants, or a party's (as provider, requester or holder).
     List {
-        dataset: String,
+        #[arg(required_unless_present = "party")]
+        dataset: Option<String>,
+        /// A party's credit code instead of a dataset.
+        #[arg(long, conflicts_with = "dataset")]
+        party: Option<String>,
         #[command(flatten)]
         node: NodeArg,
     },
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+/// Terms from a file: liutong's terms JSON, or an ODRL 2.2 policy in
+/// JSON-LD (known by its `@context`), with the approval an ODRL offer states.
+fn read_terms(path: &Path) -> Result<(Terms, Option<Approval>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Error::BadRequest(format!("{}: {e}", path.display())))
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::BadRequest(format!("{}: {e}", path.display())))?;
+    if value.get("@context").is_some() {
+        let policy = ImportedPolicy::from(odrl::import(&text)?);
+        return Ok((policy.terms, policy.approval));
+    }
+    let terms = serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("{}: {e}", path.display())))?;
+    Ok((terms, None))
 }
 
 fn record_of<T: DeserializeOwned>(r: &ReceiptView) -> Result<T> {
@@ -130,13 +154,14 @@ pub async fn offer(home: &Home, cmd: OfferCommand) -> Result<Output> {
             node,
         } => {
             let client = Client::new(&node.node)?;
+            let (terms, stated) = read_terms(&terms)?;
             let body = AddOffer {
                 dataset: dataset.parse()?,
-                terms: read_json(&terms)?,
+                terms,
                 approval: if automatic {
                     Approval::Automatic
                 } else {
-                    Approval::Manual
+                    stated.unwrap_or(Approval::Manual)
                 },
             };
             let r = submit(home, &client, KIND_OFFER_ADD, &body).await?;
@@ -146,9 +171,17 @@ pub async fn offer(home: &Home, cmd: OfferCommand) -> Result<Output> {
                 json!({ "receipt": r, "offer": offer }),
             ))
         }
-        OfferCommand::List { dataset, node } => {
+        OfferCommand::List { dataset, odrl, node } => {
             let client = Client::new(&node.node)?;
-            let offers = client.offers(&dataset.parse()?).await?;
+            let dataset: DatasetId = dataset.parse()?;
+            let offers = client.offers(&dataset).await?;
+            if odrl {
+                let mut docs = Vec::with_capacity(offers.len());
+                for o in &offers {
+                    docs.push(client.offer_odrl(&dataset, o.number).await?);
+                }
+                return Ok(Output::json_text(json!(docs)));
+            }
             let text = if offers.is_empty() {
                 "no offers".to_string()
             } else {
@@ -182,7 +215,7 @@ pub async fn grant(home: &Home, cmd: GrantCommand) -> Result<Output> {
             let client = Client::new(&node.node)?;
             let dataset: DatasetId = dataset.parse()?;
             let terms: Terms = match terms {
-                Some(path) => read_json(&path)?,
+                Some(path) => read_terms(&path)?.0,
                 None => {
                     let offered = client
                         .offers(&dataset)
@@ -198,7 +231,7 @@ pub async fn grant(home: &Home, cmd: GrantCommand) -> Result<Output> {
             send(home, &client, KIND_GRANT_REQUEST, &body, "grant requested").await
         }
         GrantCommand::Issue { grant, terms, node } => {
-            let terms = terms.map(|p| read_json::<Terms>(&p)).transpose()?;
+            let terms = terms.map(|p| read_terms(&p).map(|t| t.0)).transpose()?;
             let body = IssueGrant {
                 grant: grant.parse()?,
                 terms,
@@ -225,12 +258,21 @@ pub async fn grant(home: &Home, cmd: GrantCommand) -> Result<Output> {
             )
             .await
         }
-        GrantCommand::Show { grant, node } => {
-            let g = Client::new(&node.node)?.grant(&grant.parse()?).await?;
+        GrantCommand::Show { grant, odrl, node } => {
+            let client = Client::new(&node.node)?;
+            if odrl {
+                return Ok(Output::json_text(client.grant_odrl(&grant.parse()?).await?));
+            }
+            let g = client.grant(&grant.parse()?).await?;
             Ok(Output::ok(describe_grant(&g), json!(g)))
         }
-        GrantCommand::List { dataset, node } => {
-            let grants = Client::new(&node.node)?.grants_of_dataset(&dataset.parse()?).await?;
+        GrantCommand::List { dataset, party, node } => {
+            let client = Client::new(&node.node)?;
+            let grants = match (dataset, party) {
+                (Some(d), _) => client.grants_of_dataset(&d.parse()?).await?,
+                (None, Some(p)) => client.grants_of_party(&p).await?,
+                (None, None) => return Err(Error::BadRequest("name a dataset or --party".into())),
+            };
             let text = if grants.is_empty() {
                 "no grants".to_string()
             } else {

@@ -9,7 +9,9 @@
 //! (uses are counted by deliveries and queries).
 
 use crate::datasets::{own_listed, provider, read_dataset, DatasetStatus};
-use crate::machine::{active_signer, read, read_party, to_json, CF_GRANTS, CF_GRANTS_BY_DATASET, CF_OFFERS};
+use crate::machine::{
+    active_signer, read, read_party, to_json, CF_GRANTS, CF_GRANTS_BY_DATASET, CF_GRANTS_BY_PARTY, CF_OFFERS,
+};
 use crate::party::{Party, PartyStatus, Role};
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_catalog::{DatasetId, DatasetKind};
@@ -367,11 +369,23 @@ pub(crate) fn request(
             .history
             .push(event("issued", id, ctx, "automatic approval by the offer".into()));
     }
-    let mut index_key = body.dataset.0.to_vec();
-    index_key.extend(grant_id.0);
-    state.put(CF_GRANTS_BY_DATASET, index_key, Vec::new());
+    state.put(CF_GRANTS_BY_DATASET, index_key(&body.dataset.0, &grant_id), Vec::new());
+    for party in [&grant.provider, &grant.holder] {
+        state.put(
+            CF_GRANTS_BY_PARTY,
+            index_key(party.as_str().as_bytes(), &grant_id),
+            Vec::new(),
+        );
+    }
     put_grant(state, &grant);
     Ok(Applied::Committed(to_json(&grant)))
+}
+
+/// A key of the grant indexes: what the grant is listed under, then its id.
+fn index_key(under: &[u8], grant: &GrantId) -> Vec<u8> {
+    let mut key = under.to_vec();
+    key.extend(grant.0);
+    key
 }
 
 fn read_grant(state: &Overlay<'_>, id: &GrantId) -> Result<GrantRecord, Rejection> {
@@ -502,6 +516,11 @@ pub(crate) fn transfer(
             format!("party {to} already holds grant {}", grant.id),
         ));
     }
+    state.put(
+        CF_GRANTS_BY_PARTY,
+        index_key(to.as_str().as_bytes(), &grant.id),
+        Vec::new(),
+    );
     let moved = event("transferred", id, ctx, format!("from {} to {to}", grant.holder));
     grant.holder = to;
     record(state, grant, moved)
@@ -571,13 +590,24 @@ pub fn offers(store: &Store, dataset: &DatasetId) -> crate::Result<Vec<OfferReco
 
 /// The grants of a dataset, from a node's committed state.
 pub fn grants_of_dataset(store: &Store, dataset: &DatasetId) -> crate::Result<Vec<GrantRecord>> {
+    grants_under(store, CF_GRANTS_BY_DATASET, &dataset.0)
+}
+
+/// The grants a party provides, requested, or holds or held (by transfer),
+/// from a node's committed state.
+pub fn grants_of_party(store: &Store, party: &CreditCode) -> crate::Result<Vec<GrantRecord>> {
+    grants_under(store, CF_GRANTS_BY_PARTY, party.as_str().as_bytes())
+}
+
+/// The grants listed under `prefix` in the index `cf` (keys prefix ‖ grant id).
+fn grants_under(store: &Store, cf: &str, prefix: &[u8]) -> crate::Result<Vec<GrantRecord>> {
     let mut out = Vec::new();
-    let mut from = dataset.0.to_vec();
+    let mut from = prefix.to_vec();
     loop {
-        let rows = store.scan_from(CF_GRANTS_BY_DATASET, &from, 256)?;
+        let rows = store.scan_from(cf, &from, 256)?;
         let full = rows.len() == 256;
         for (k, _) in &rows {
-            let Some(g) = k.strip_prefix(&dataset.0[..]) else {
+            let Some(g) = k.strip_prefix(prefix) else {
                 return Ok(out);
             };
             let g = GrantId(g.try_into().map_err(|_| corrupt())?);

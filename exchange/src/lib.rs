@@ -25,6 +25,7 @@ pub mod machine;
 pub mod node;
 pub mod notary;
 pub mod party;
+pub mod standards;
 pub mod wire;
 
 pub use error::{Error, Result};

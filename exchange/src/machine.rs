@@ -29,6 +29,9 @@ pub const CF_OFFERS: &str = "offers";
 pub const CF_GRANTS: &str = "grants";
 /// Column family: dataset id ‖ grant id → (empty).
 pub const CF_GRANTS_BY_DATASET: &str = "grants_by_dataset";
+/// Column family: credit code ‖ grant id → (empty), for the provider, the
+/// requester and every later holder of the grant.
+pub const CF_GRANTS_BY_PARTY: &str = "grants_by_party";
 
 pub const KIND_REGISTER: &str = "party.register";
 pub const KIND_APPROVE: &str = "party.approve";
@@ -100,6 +103,7 @@ impl StateMachine for ExchangeMachine {
             CF_OFFERS,
             CF_GRANTS,
             CF_GRANTS_BY_DATASET,
+            CF_GRANTS_BY_PARTY,
         ]
     }
 

@@ -10,6 +10,7 @@
 //! what a query can enforce.
 
 mod filter;
+pub mod odrl;
 mod terms;
 
 pub use filter::{check_row_filter, ALLOWED_FUNCTIONS, MAX_FILTER};
@@ -32,6 +33,10 @@ pub enum Error {
     BadMask(String),
     #[error("wider than the offer: {0}")]
     WiderThanOffer(String),
+    #[error("not a usable ODRL policy: {0}")]
+    BadOdrl(String),
+    #[error("ODRL term liutong cannot enforce: {0}")]
+    OdrlUnsupported(String),
 }
 
 impl Error {
@@ -43,6 +48,8 @@ impl Error {
             Error::BadFilter(_) => "policy.bad_filter",
             Error::BadMask(_) => "policy.bad_mask",
             Error::WiderThanOffer(_) => "policy.wider_than_offer",
+            Error::BadOdrl(_) => "policy.odrl_invalid",
+            Error::OdrlUnsupported(_) => "policy.odrl_unsupported",
         }
     }
 }

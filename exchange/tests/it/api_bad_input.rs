@@ -324,7 +324,12 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/datasets/{id}/versions/{version}",
         "/v1/datasets/{id}/offers",
         "/v1/datasets/{id}/grants",
+        "/v1/datasets/{id}/offers/{number}/odrl",
+        "/v1/grants",
         "/v1/grants/{id}",
+        "/v1/grants/{id}/odrl",
+        "/v1/catalog/dcat",
+        "/v1/policies/odrl",
         "/v1/openapi.json",
     ];
     assert_eq!(documented, served.into_iter().collect());

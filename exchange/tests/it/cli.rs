@@ -253,3 +253,137 @@ fn bench_ledger_prints_one_json_object_last() {
     assert_eq!(last["inclusion_proof"].as_array().map(Vec::len), Some(3));
     assert_eq!(last["inclusion_proof"][2]["log_size"], 400);
 }
+
+/// Registers and approves a party from its own home; returns its credit code.
+fn admitted(op: &Path, home: &Path, url: &str, n: u32, roles: &str) -> String {
+    let code = crate::common::code(n);
+    assert!(liutong(home, &["party", "keygen"]).0);
+    let args = [
+        "party",
+        "register",
+        "--node",
+        url,
+        "--name",
+        "Party",
+        "--credit-code",
+        &code,
+        "--contact",
+        "a@b.c",
+        "--roles",
+        roles,
+        "--endpoint",
+        "http://127.0.0.1:9",
+    ];
+    let (ok, j) = liutong(home, &args);
+    assert!(ok, "{j}");
+    let (ok, j) = liutong(op, &["party", "approve", &code, "--node", url]);
+    assert!(ok, "{j}");
+    code
+}
+
+#[test]
+fn a_market_through_the_cli_with_odrl_and_dcat() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let op = dir.path().join("op");
+    assert!(liutong(&op, &["init", "--chain-id", "market-test"]).0);
+    let (_node, url) = start_node(&op, None);
+    let prov = dir.path().join("prov");
+    let cons = dir.path().join("cons");
+    admitted(&op, &prov, &url, 11, "provider");
+    let consumer = admitted(&op, &cons, &url, 12, "consumer");
+
+    let csv = dir.path().join("shipments.csv");
+    std::fs::write(&csv, "port,teu\nYangshan,120\nNingbo,80\n").expect("write");
+    let (ok, j) = liutong(
+        &prov,
+        &[
+            "dataset",
+            "register",
+            csv.to_str().expect("utf-8"),
+            "--name",
+            "shipments",
+            "--title",
+            "Port shipments",
+            "--tag",
+            "logistics",
+            "--node",
+            &url,
+        ],
+    );
+    assert!(ok, "{j}");
+    let dataset = j["dataset"]["id"].as_str().expect("id").to_string();
+
+    // An offer written as ODRL with the W3C context, approval stated in it.
+    let end = liutong_core::format_utc(liutong_core::now_ms() + 30 * 86_400_000);
+    let offer = dir.path().join("offer.jsonld");
+    let policy = |extra: &str| {
+        format!(
+            r#"{{
+              "@context": ["http://www.w3.org/ns/odrl.jsonld", {{"liutong": "https://liutong.dev/ns/v1#"}}],
+              "@type": "Offer", "uid": "http://example.com/o/1", "liutong:approval": "automatic",
+              "permission": [{{"action": "liutong:query", "constraint": [
+                {{"leftOperand": "purpose", "operator": "eq", "rightOperand": "logistics-planning"}},
+                {{"leftOperand": "dateTime", "operator": "lt", "rightOperand": {{"@value": "{end}", "@type": "xsd:dateTime"}}}},
+                {{"leftOperand": "count", "operator": "lteq", "rightOperand": 10}}{extra}
+              ]}}]
+            }}"#
+        )
+    };
+    std::fs::write(&offer, policy("")).expect("write");
+    let terms = offer.to_str().expect("utf-8");
+    let (ok, j) = liutong(&prov, &["offer", "add", &dataset, "--terms", terms, "--node", &url]);
+    assert!(ok, "{j}");
+    assert_eq!(j["offer"]["approval"], "automatic");
+    assert_eq!(j["offer"]["terms"]["max_uses"], 10);
+    let (ok, j) = liutong(&cons, &["offer", "list", &dataset, "--odrl", "--node", &url]);
+    assert!(ok, "{j}");
+    assert_eq!(j[0]["@type"], "odrl:Offer");
+
+    // Unenforceable ODRL is refused before anything is signed.
+    std::fs::write(
+        &offer,
+        policy(r#", {"leftOperand": "spatial", "operator": "eq", "rightOperand": "CN"}"#),
+    )
+    .expect("write");
+    let (ok, j) = liutong(&prov, &["offer", "add", &dataset, "--terms", terms, "--node", &url]);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "policy.odrl_unsupported", "{j}");
+
+    let (ok, j) = liutong(
+        &cons,
+        &[
+            "grant",
+            "request",
+            &dataset,
+            "--offer",
+            "1",
+            "--max-uses",
+            "3",
+            "--node",
+            &url,
+        ],
+    );
+    assert!(ok, "{j}");
+    assert_eq!(j["grant"]["state"], "active", "{j}");
+    let grant = j["grant"]["id"].as_str().expect("id").to_string();
+    let (ok, j) = liutong(&cons, &["grant", "list", "--party", &consumer, "--node", &url]);
+    assert!(ok, "{j}");
+    assert_eq!(j.as_array().map(Vec::len), Some(1));
+    let (ok, j) = liutong(&cons, &["grant", "show", &grant, "--odrl", "--node", &url]);
+    assert!(ok, "{j}");
+    assert_eq!(j["@type"], "odrl:Agreement");
+    let (ok, j) = liutong(&cons, &["grant", "transfer", &grant, "--to", &consumer, "--node", &url]);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "grant.not_transferable", "{j}");
+    let (ok, j) = liutong(
+        &prov,
+        &["grant", "revoke", &grant, "--reason", "audit over", "--node", &url],
+    );
+    assert!(ok, "{j}");
+    assert_eq!(j["grant"]["state"], "revoked");
+
+    let (ok, j) = liutong(&cons, &["dataset", "search", "shipments", "--dcat", "--node", &url]);
+    assert!(ok, "{j}");
+    assert_eq!(j["@type"], "dcat:Catalog");
+    assert_eq!(j["dcat:dataset"][0]["dct:title"], "Port shipments");
+}

@@ -11,7 +11,7 @@ use liutong_exchange::machine::*;
 use liutong_exchange::party::Role;
 use liutong_policies::{Action, ColumnMask, Mask, Terms};
 
-fn sign(net: &Net, kind: &str, body: &impl borsh::BorshSerialize, key: &SigningKey) -> Vec<u8> {
+pub(crate) fn sign(net: &Net, kind: &str, body: &impl borsh::BorshSerialize, key: &SigningKey) -> Vec<u8> {
     sign_tx(&net.chain, kind, body, key).canonical_bytes()
 }
 
@@ -50,7 +50,7 @@ fn shipments() -> Description {
 /// grant built from it later have the same window.
 static NOW: std::sync::LazyLock<u64> = std::sync::LazyLock::new(now_ms);
 
-fn offer_terms(transferable: bool) -> Terms {
+pub(crate) fn offer_terms(transferable: bool) -> Terms {
     let now = *NOW;
     Terms {
         purposes: vec!["logistics-planning".into(), "trade-finance".into()],
@@ -70,7 +70,7 @@ fn offer_terms(transferable: bool) -> Terms {
     }
 }
 
-fn grant_terms(offer: &Terms) -> Terms {
+pub(crate) fn grant_terms(offer: &Terms) -> Terms {
     Terms {
         purposes: vec!["trade-finance".into()],
         max_uses: Some(10),
@@ -80,17 +80,19 @@ fn grant_terms(offer: &Terms) -> Terms {
 
 /// A provider with a listed table and two offers (manual, then automatic and
 /// transferable), and a consumer.
-struct Market {
-    net: Net,
-    provider: SigningKey,
-    consumer: SigningKey,
-    dataset: DatasetId,
+pub(crate) struct Market {
+    pub net: Net,
+    pub provider: SigningKey,
+    pub provider_code: String,
+    pub consumer: SigningKey,
+    pub consumer_code: String,
+    pub dataset: DatasetId,
 }
 
-async fn market() -> Market {
+pub(crate) async fn market() -> Market {
     let net = orderer().await;
     let (p, pc) = member(&net, 1).await;
-    let (c, _) = member_as(&net, 2, &[Role::Consumer]).await;
+    let (c, cc) = member_as(&net, 2, &[Role::Consumer]).await;
     let body = RegisterDataset {
         name: "shipments".into(),
         description: shipments(),
@@ -117,13 +119,15 @@ async fn market() -> Market {
     Market {
         net,
         provider: p.signing,
+        provider_code: pc,
         consumer: c.signing,
+        consumer_code: cc,
         dataset,
     }
 }
 
 impl Market {
-    async fn request(&self, offer: u32, terms: Terms) -> GrantId {
+    pub(crate) async fn request(&self, offer: u32, terms: Terms) -> GrantId {
         let body = RequestGrant {
             dataset: self.dataset,
             offer,
@@ -141,13 +145,13 @@ impl Market {
             .expect("tx id")
     }
 
-    async fn state(&self, id: &GrantId) -> String {
+    pub(crate) async fn state(&self, id: &GrantId) -> String {
         let (status, body) = get_raw(&self.net, &format!("/v1/grants/{id}")).await;
         assert_eq!(status, 200, "{body}");
         body["state"].as_str().expect("state").to_string()
     }
 
-    async fn submit(&self, kind: &str, body: &impl borsh::BorshSerialize, key: &SigningKey) {
+    pub(crate) async fn submit(&self, kind: &str, body: &impl borsh::BorshSerialize, key: &SigningKey) {
         self.net
             .client
             .submit_bytes(&sign(&self.net, kind, body, key))

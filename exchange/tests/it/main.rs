@@ -10,4 +10,5 @@ mod evidence;
 mod follower;
 mod grants;
 mod parties;
+mod standards;
 mod tamper;
