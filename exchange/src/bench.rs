@@ -41,7 +41,19 @@ pub struct CatalogBench {
     /// Searches measured at each size.
     #[arg(long, default_value_t = 300)]
     pub searches: usize,
-    /// A small, fast run: sizes 1k and 10k.
+    /// Grants requested and then issued, at the largest catalog size.
+    #[arg(long, default_value_t = 20_000)]
+    pub grants: usize,
+    /// Consumers requesting them.
+    #[arg(long, default_value_t = 200)]
+    pub consumers: usize,
+    /// Offers (one per table dataset) the requests are spread over.
+    #[arg(long, default_value_t = 300)]
+    pub offers: usize,
+    /// Concurrent HTTP clients submitting requests and issues.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// A small, fast run: sizes 1k and 10k, 2,000 grants.
     #[arg(long)]
     pub quick: bool,
 }
@@ -88,6 +100,7 @@ pub async fn run(cmd: BenchCommand) -> Result<Output> {
         BenchCommand::Catalog(mut b) => {
             if b.quick {
                 b.sizes = vec![1_000, 10_000];
+                b.grants = b.grants.min(2_000);
             }
             catalog(b).await
         }
@@ -286,6 +299,8 @@ async fn catalog(b: CatalogBench) -> Result<Output> {
         }));
     }
     drop(ledger);
+    let largest_size = b.sizes.iter().copied().max().unwrap_or(0);
+    let grants = grant_throughput(&b, &client, &node, &operator, &parties, &codes, largest_size).await?;
     node.stop().await;
     let largest = sizes_out.last().cloned().unwrap_or_default();
     let result = json!({
@@ -294,13 +309,178 @@ async fn catalog(b: CatalogBench) -> Result<Output> {
         "providers": b.providers,
         "p99_search_ms": largest["http_p99_ms"],
         "p50_search_ms": largest["http_p50_ms"],
+        "grants_per_s": grants["grants_per_s"],
         "sizes": sizes_out,
+        "grants": grants,
     });
     Ok(Output {
         ok: true,
         text: result.to_string(),
         json: result,
     })
+}
+
+/// Grant request-to-issue throughput: offers on `b.offers` table datasets
+/// (each with a row filter and a mask, so every request is planned with
+/// DataFusion against the schema), `b.grants` requests from `b.consumers`
+/// consumers, then the providers issue every one; all over HTTP in batches
+/// from `b.clients` concurrent clients. A grant costs two signed
+/// transactions, so the ceiling signature checking alone allows is half the
+/// raw verification rate, measured in the same run.
+async fn grant_throughput(
+    b: &CatalogBench,
+    client: &Client,
+    node: &node::RunningNode,
+    operator: &Identity,
+    providers: &[Identity],
+    provider_codes: &[CreditCode],
+    catalog_size: u64,
+) -> Result<serde_json::Value> {
+    use crate::grants::{AddOffer, Approval, GrantId, IssueGrant, RequestGrant};
+    use liutong_catalog::DatasetId;
+    use liutong_policies::{Action, ColumnMask, Mask, Terms};
+    let chain = node.genesis.chain_id.clone();
+    let offers = b.offers.min((catalog_size as usize).div_ceil(3)).max(1);
+    if b.grants == 0 || catalog_size == 0 {
+        return Ok(json!({ "grants": 0 }));
+    }
+    eprintln!("bench catalog: {} consumers, {offers} offers …", b.consumers);
+    // Consumers' credit codes must not collide with the providers'.
+    let (consumers, _) = admit_parties_from(
+        client,
+        &chain,
+        operator,
+        b.consumers.max(1),
+        &[Role::Consumer],
+        5_000_000,
+    )
+    .await?;
+    let now = now_ms();
+    let offer_terms = Terms {
+        purposes: vec!["research".into()],
+        not_before: now - 60_000,
+        not_after: Some(now + 86_400_000),
+        max_uses: Some(1000),
+        actions: vec![Action::Query],
+        columns: Some(vec!["id".into(), "value".into()]),
+        row_filter: Some("id > 0".into()),
+        masks: vec![ColumnMask {
+            column: "value".into(),
+            mask: Mask::Hash,
+        }],
+        min_group_size: None,
+        row_cap: Some(1000),
+        transferable: false,
+    };
+    // Table datasets are those with i % 3 == 0; dataset i belongs to provider i % P.
+    let targets: Vec<(DatasetId, usize)> = (0..offers as u64)
+        .map(|k| {
+            let i = k * 3;
+            let p = (i % providers.len() as u64) as usize;
+            (DatasetId::of(&provider_codes[p], &format!("dataset-{i}")), p)
+        })
+        .collect();
+    let offer_txs: Vec<Vec<u8>> = targets
+        .iter()
+        .map(|(d, p)| {
+            let body = AddOffer {
+                dataset: *d,
+                terms: offer_terms.clone(),
+                approval: Approval::Manual,
+            };
+            sign_tx(&chain, KIND_OFFER_ADD, &body, &providers[*p].signing).canonical_bytes()
+        })
+        .collect();
+    for batch in offer_txs.chunks(1024) {
+        for r in client.submit_batch(batch).await? {
+            r?;
+        }
+    }
+    let request_terms = Terms {
+        max_uses: Some(10),
+        ..offer_terms.clone()
+    };
+    let requests: Vec<(Vec<u8>, GrantId, usize)> = (0..b.grants)
+        .into_par_iter()
+        .map(|j| {
+            let (dataset, p) = targets[j % targets.len()];
+            let body = RequestGrant {
+                dataset,
+                offer: 1,
+                terms: request_terms.clone(),
+            };
+            let bytes = sign_tx(
+                &chain,
+                KIND_GRANT_REQUEST,
+                &body,
+                &consumers[j % consumers.len()].signing,
+            )
+            .canonical_bytes();
+            let id = GrantId::of_request(&sha256(&bytes));
+            (bytes, id, p)
+        })
+        .collect();
+    eprintln!("bench catalog: {} grant requests, then as many issues …", b.grants);
+    let t = Instant::now();
+    let request_bytes: Vec<Vec<u8>> = requests.iter().map(|(bytes, _, _)| bytes.clone()).collect();
+    submit_concurrently(&node.url, request_bytes, b.clients).await?;
+    let requested_s = t.elapsed().as_secs_f64();
+    let issues: Vec<Vec<u8>> = requests
+        .par_iter()
+        .map(|(_, id, p)| {
+            let body = IssueGrant {
+                grant: *id,
+                terms: None,
+            };
+            sign_tx(&chain, KIND_GRANT_ISSUE, &body, &providers[*p].signing).canonical_bytes()
+        })
+        .collect();
+    let t_issue = Instant::now();
+    submit_concurrently(&node.url, issues, b.clients).await?;
+    let issued_s = t_issue.elapsed().as_secs_f64();
+    let total_s = t.elapsed().as_secs_f64();
+    // Every grant is active now.
+    let sample = &requests[requests.len() / 2].1;
+    let g = crate::grants::grant(node.ledger.store(), sample)?;
+    if g.status != crate::grants::GrantStatus::Active {
+        return Err(err(format!("grant {sample} is {:?} after issue", g.status)));
+    }
+    let raw = raw_verify_rate(50_000);
+    Ok(json!({
+        "grants": b.grants,
+        "consumers": consumers.len(),
+        "offers": targets.len(),
+        "catalog_datasets": catalog_size,
+        "requests_per_s": round2(b.grants as f64 / requested_s),
+        "issues_per_s": round2(b.grants as f64 / issued_s),
+        "grants_per_s": round2(b.grants as f64 / total_s),
+        "raw_verify_per_s": raw.round(),
+        "signature_ceiling_grants_per_s": (raw / 2.0).round(),
+    }))
+}
+
+/// Submits `txs` in batches of 1,024 from `clients` concurrent HTTP clients;
+/// every one must commit.
+async fn submit_concurrently(url: &str, txs: Vec<Vec<u8>>, clients: usize) -> Result<()> {
+    let chunks: Vec<Vec<Vec<u8>>> = txs.chunks(1024).map(<[Vec<u8>]>::to_vec).collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (queue, client) = (queue.clone(), Client::new(url)?);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().map_err(|_| err("queue poisoned"))?.next();
+                let Some(batch) = next else { return Ok::<(), Error>(()) };
+                for r in client.submit_batch(&batch).await? {
+                    r?;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| err(e.to_string()))??;
+    }
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -392,8 +572,20 @@ async fn admit_parties(
     n: usize,
     roles: &[Role],
 ) -> Result<(Vec<Identity>, Vec<CreditCode>)> {
+    admit_parties_from(client, chain, operator, n, roles, 0).await
+}
+
+/// [`admit_parties`] with credit codes numbered from `first`.
+async fn admit_parties_from(
+    client: &Client,
+    chain: &str,
+    operator: &Identity,
+    n: usize,
+    roles: &[Role],
+    first: usize,
+) -> Result<(Vec<Identity>, Vec<CreditCode>)> {
     let parties: Vec<Identity> = (0..n).map(|_| Identity::generate()).collect();
-    let codes: Vec<CreditCode> = (0..n)
+    let codes: Vec<CreditCode> = (first..first + n)
         .map(|i| CreditCode::with_check_character(&format!("91110000MA{i:07}")))
         .collect::<liutong_core::Result<_>>()?;
     let mut txs = Vec::with_capacity(2 * n);

@@ -362,6 +362,57 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         ),
     );
 
+    // 4d. The same objects in the standards' words.
+    let agreement = cli::run(op_cli(
+        &cons_home,
+        &["grant", "show", &first_id, "--odrl", "--node", cons.url()],
+    ))
+    .await?;
+    let catalog = cli::run(op_cli(
+        &cons_home,
+        &["dataset", "search", "container", "--dcat", "--node", cons.url()],
+    ))
+    .await?;
+    let partner_path = dir.path().join("partner-offer.jsonld");
+    let partner_offer = json!({
+        "@context": ["http://www.w3.org/ns/odrl.jsonld", {"liutong": liutong_policies::odrl::LIUTONG}],
+        "@type": "Offer",
+        "uid": "http://partner.example/policies/7",
+        "permission": [{
+            "action": "use",
+            "constraint": [
+                {"leftOperand": "purpose", "operator": "eq", "rightOperand": "trade-finance"},
+                {"leftOperand": "spatial", "operator": "eq", "rightOperand": "CN"}
+            ]
+        }]
+    });
+    std::fs::write(&partner_path, partner_offer.to_string()).map_err(|e| Error::Io(e.to_string()))?;
+    let partner = cli::run(op_cli(
+        &prov_home,
+        &[
+            "offer",
+            "add",
+            &dataset_id,
+            "--terms",
+            path_str(&partner_path),
+            "--node",
+            prov.url(),
+        ],
+    ))
+    .await
+    .err();
+    n.step(
+        "The same objects in the standards' words: the catalog as DCAT-3, the grant as an ODRL 2.2 agreement",
+        &format!(
+            "$ liutong dataset search container --dcat        (GET /v1/catalog/dcat, JSON-LD)\n{}\n\
+             $ liutong grant show {first_id} --odrl   (GET /v1/grants/{{id}}/odrl)\n{}\n\
+             A partner's ODRL offer limited to odrl:spatial = CN is refused, not silently widened:\n{}",
+            dcat_summary(&catalog.json),
+            odrl_summary(&agreement.json),
+            refusal_text(partner)
+        ),
+    );
+
     // 5. Verification, online and offline.
     let bundle_path = dir.path().join("evidence.json");
     let online = cli::run(op_cli(
@@ -545,6 +596,78 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         text: String::new(),
         json: json!({ "demo": "ok", "steps": n.steps }),
     })
+}
+
+/// A few lines that say what a DCAT catalog export holds.
+fn dcat_summary(doc: &serde_json::Value) -> String {
+    let datasets = doc["dcat:dataset"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let mut lines = vec![format!(
+        "  {} {}: {} dcat:Dataset",
+        doc["@type"].as_str().unwrap_or_default(),
+        doc["@id"].as_str().unwrap_or_default(),
+        datasets.len()
+    )];
+    for d in datasets {
+        let dist = &d["dcat:distribution"][0];
+        let sha = dist["spdx:checksum"]["spdx:checksumValue"]["@value"]
+            .as_str()
+            .unwrap_or_default();
+        lines.push(format!(
+            "  {} \"{}\": {}, {} bytes, sha256 {}…; {} odrl:Offer",
+            d["@id"].as_str().unwrap_or_default(),
+            d["dct:title"].as_str().unwrap_or_default(),
+            dist["dcat:mediaType"]["@id"].as_str().unwrap_or_default(),
+            dist["dcat:byteSize"]["@value"].as_str().unwrap_or_default(),
+            sha.get(..16).unwrap_or(sha),
+            d["odrl:hasPolicy"].as_array().map_or(0, Vec::len)
+        ));
+    }
+    lines.join("\n")
+}
+
+/// An ODRL policy export as one line per constraint.
+fn odrl_summary(doc: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", "),
+            serde_json::Value::Object(o) if o.contains_key("@value") => {
+                o["@value"].to_string().trim_matches('"').to_string()
+            }
+            serde_json::Value::Object(o) => format!(
+                "{}: {}",
+                o.get("liutong:column").and_then(|c| c.as_str()).unwrap_or_default(),
+                o.get("liutong:method").and_then(|c| c.as_str()).unwrap_or_default()
+            ),
+            other => other.to_string(),
+        }
+    };
+    let mut lines = vec![format!(
+        "  {} {}\n  assigner {}  assignee {}",
+        doc["@type"].as_str().unwrap_or_default(),
+        doc["@id"].as_str().unwrap_or_default(),
+        doc["odrl:assigner"]["@id"].as_str().unwrap_or_default(),
+        doc["odrl:assignee"]["@id"].as_str().unwrap_or_default()
+    )];
+    for p in doc["odrl:permission"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        lines.push(format!(
+            "  permission {} when",
+            p["odrl:action"]["@id"].as_str().unwrap_or_default()
+        ));
+        for c in p["odrl:constraint"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            lines.push(format!(
+                "    {} {} {}",
+                c["odrl:leftOperand"]["@id"].as_str().unwrap_or_default(),
+                c["odrl:operator"]["@id"].as_str().unwrap_or_default(),
+                text(&c["odrl:rightOperand"])
+            ));
+        }
+    }
+    lines.join("\n")
 }
 
 fn refusal_text(e: Option<Error>) -> String {
