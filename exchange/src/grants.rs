@@ -126,6 +126,17 @@ pub struct EndGrant {
     pub reason: String,
 }
 
+/// `grant.use`: the provider counts one use of a grant as its node starts
+/// serving it (a delivery or a query), so a consumer cannot take the data and
+/// leave the use uncounted. The terms are evaluated at the block's time.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct UseGrant {
+    pub grant: GrantId,
+    pub action: liutong_policies::Action,
+    /// The digest of the consumer's signed request the use serves.
+    pub request: liutong_core::Digest,
+}
+
 /// `grant.transfer`: the holder passes a transferable grant to another consumer.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct TransferGrant {
@@ -465,6 +476,25 @@ pub(crate) fn end(
     }
     grant.status = to;
     record(state, grant, event(name, id, ctx, body.reason))
+}
+
+/// `grant.use`: only the provider, only on an active grant whose terms permit
+/// this use now; the count goes up by one. Uses are not history events (a
+/// grant may have thousands): the access log records each one.
+pub(crate) fn record_use(body: UseGrant, signer: &PublicKey, ctx: &BlockContext, state: &mut Overlay<'_>) -> Outcome {
+    let mut grant = as_provider(state, signer, &body.grant)?;
+    if grant.status != GrantStatus::Active {
+        return Err(Rejection::new(
+            "use.not_active",
+            format!("grant {} is {}", grant.id, grant.state_at(ctx.timestamp)),
+        ));
+    }
+    let request = liutong_policies::Use { action: body.action };
+    liutong_policies::evaluate(&grant.terms, &request, ctx.timestamp, grant.uses)
+        .map_err(|d| Rejection::new(d.code, d.message))?;
+    grant.uses += 1;
+    put_grant(state, &grant);
+    Ok(Applied::Committed(to_json(&grant)))
 }
 
 /// Appends `event` to the grant's history, stores it and answers with it.

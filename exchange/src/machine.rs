@@ -51,9 +51,10 @@ pub const KIND_GRANT_ISSUE: &str = "grant.issue";
 pub const KIND_GRANT_REJECT: &str = "grant.reject";
 pub const KIND_GRANT_REVOKE: &str = "grant.revoke";
 pub const KIND_GRANT_TRANSFER: &str = "grant.transfer";
+pub const KIND_GRANT_USE: &str = "grant.use";
 
 /// Every transaction kind this state machine knows.
-pub const KINDS: [&str; 18] = [
+pub const KINDS: [&str; 19] = [
     KIND_REGISTER,
     KIND_APPROVE,
     KIND_REJECT,
@@ -72,6 +73,7 @@ pub const KINDS: [&str; 18] = [
     KIND_GRANT_REJECT,
     KIND_GRANT_REVOKE,
     KIND_GRANT_TRANSFER,
+    KIND_GRANT_USE,
 ];
 
 type Outcome = std::result::Result<Applied, Rejection>;
@@ -167,6 +169,7 @@ impl StateMachine for ExchangeMachine {
                 grants::end(decode(&t.kind, &t.body)?, &t.signer, id, ctx, change, state)
             }
             KIND_GRANT_TRANSFER => grants::transfer(decode(&t.kind, &t.body)?, &t.signer, id, ctx, state),
+            KIND_GRANT_USE => grants::record_use(decode(&t.kind, &t.body)?, &t.signer, ctx, state),
             other => Err(Rejection::new(
                 "tx.unknown_kind",
                 format!("unknown transaction kind {other:?}; known kinds: {}", KINDS.join(", ")),
@@ -519,6 +522,7 @@ pub fn describe_body(kind: &str, body: &[u8]) -> Option<serde_json::Value> {
         KIND_GRANT_ISSUE => j::<grants::IssueGrant>(body),
         KIND_GRANT_REJECT | KIND_GRANT_REVOKE => j::<grants::EndGrant>(body),
         KIND_GRANT_TRANSFER => j::<grants::TransferGrant>(body),
+        KIND_GRANT_USE => j::<grants::UseGrant>(body),
         _ => None,
     }
 }

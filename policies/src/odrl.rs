@@ -235,36 +235,29 @@ fn unsupported(msg: impl Into<String>) -> Error {
     Error::OdrlUnsupported(msg.into())
 }
 
+/// The prefixes of messages and of the compact names in this module.
+const PREFIXES: [(&str, &str); 5] = [
+    ("odrl:", ODRL),
+    ("liutong:", LIUTONG),
+    ("xsd:", XSD),
+    ("dct:", DCT),
+    ("rdfs:", RDFS),
+];
+
 /// An IRI in the short form of the documents, for messages.
 fn short(iri: &str) -> String {
-    for (prefix, ns) in [
-        ("odrl:", ODRL),
-        ("liutong:", LIUTONG),
-        ("xsd:", XSD),
-        ("dct:", DCT),
-        ("rdfs:", RDFS),
-    ] {
-        if let Some(rest) = iri.strip_prefix(ns) {
-            return format!("{prefix}{rest}");
-        }
-    }
-    iri.to_string()
+    PREFIXES
+        .iter()
+        .find_map(|(prefix, ns)| iri.strip_prefix(ns).map(|rest| format!("{prefix}{rest}")))
+        .unwrap_or_else(|| iri.to_string())
 }
 
-/// The full IRI of a compact one in the prefixes above.
+/// The full IRI of a compact one in [`PREFIXES`].
 fn full(compact: &str) -> String {
-    for (prefix, ns) in [
-        ("odrl:", ODRL),
-        ("liutong:", LIUTONG),
-        ("xsd:", XSD),
-        ("dct:", DCT),
-        ("rdfs:", RDFS),
-    ] {
-        if let Some(rest) = compact.strip_prefix(prefix) {
-            return format!("{ns}{rest}");
-        }
-    }
-    compact.to_string()
+    PREFIXES
+        .iter()
+        .find_map(|(prefix, ns)| compact.strip_prefix(prefix).map(|rest| format!("{ns}{rest}")))
+        .unwrap_or_else(|| compact.to_string())
 }
 
 /// Reads an ODRL policy document: JSON-LD 1.1, one policy (an `odrl:Offer`,

@@ -459,3 +459,67 @@ async fn grant_refusals_leave_the_state_unchanged() {
     let (_, grants_after) = get_raw(net, &format!("/v1/datasets/{}/grants", m.dataset)).await;
     assert_eq!(grants_after, grants_before, "refusals changed no grant");
 }
+
+#[tokio::test]
+async fn uses_are_counted_by_the_provider_until_the_grant_is_exhausted() {
+    let m = market().await;
+    let net = &m.net;
+    let terms = Terms {
+        max_uses: Some(2),
+        ..grant_terms(&offer_terms(true))
+    };
+    let g = m.request(2, terms).await; // automatic: active at once
+    let use_of = |action: Action, key: &SigningKey, n: u8| {
+        let body = UseGrant {
+            grant: g,
+            action,
+            request: liutong_core::sha256(&[n]),
+        };
+        sign(net, KIND_GRANT_USE, &body, key)
+    };
+    // Only the provider counts, only allowed actions.
+    let before = snapshot(net).await;
+    assert_eq!(
+        refusal(net, &use_of(Action::Query, &m.consumer, 0)).await,
+        "grant.not_provider"
+    );
+    assert_eq!(
+        refusal(net, &use_of(Action::Download, &m.provider, 0)).await,
+        "use.action_not_allowed"
+    );
+    assert_eq!(snapshot(net).await, before);
+    for n in 1..=2 {
+        net.client
+            .submit_bytes(&use_of(Action::Query, &m.provider, n))
+            .await
+            .expect("counted");
+    }
+    let (_, view) = get_raw(net, &format!("/v1/grants/{g}")).await;
+    assert_eq!(
+        (view["uses"].as_u64(), view["state"].as_str()),
+        (Some(2), Some("exhausted"))
+    );
+    let before = snapshot(net).await;
+    assert_eq!(
+        refusal(net, &use_of(Action::Query, &m.provider, 3)).await,
+        "use.exhausted"
+    );
+    assert_eq!(snapshot(net).await, before);
+
+    // A revoked grant counts no more uses.
+    let g2 = m.request(2, grant_terms(&offer_terms(true))).await;
+    let body = EndGrant {
+        grant: g2,
+        reason: String::new(),
+    };
+    m.submit(KIND_GRANT_REVOKE, &body, &m.provider).await;
+    let body = UseGrant {
+        grant: g2,
+        action: Action::Query,
+        request: liutong_core::sha256(b"late"),
+    };
+    assert_eq!(
+        refusal(net, &sign(net, KIND_GRANT_USE, &body, &m.provider)).await,
+        "use.not_active"
+    );
+}
