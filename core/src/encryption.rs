@@ -34,6 +34,10 @@ impl EncryptionKeyPair {
             secret: x25519_dalek::StaticSecret::from(bytes),
         })
     }
+    /// The secret scalar's bytes, for HPKE (stays in this crate).
+    pub(crate) fn secret_bytes(&self) -> [u8; 32] {
+        self.secret.to_bytes()
+    }
     pub fn secret_hex(&self) -> String {
         hex::encode(self.secret.to_bytes())
     }

@@ -17,6 +17,8 @@ pub enum Error {
     BadSignature,
     #[error("invalid unified social credit code {code:?}: {reason}")]
     BadCreditCode { code: String, reason: String },
+    #[error("decryption failed: {0}")]
+    Decrypt(String),
 }
 
 impl Error {
@@ -29,6 +31,7 @@ impl Error {
             Error::BadPublicKey(_) => "key.malformed",
             Error::BadSignature => "tx.bad_signature",
             Error::BadCreditCode { .. } => "party.bad_credit_code",
+            Error::Decrypt(_) => "crypto.decrypt",
         }
     }
 }

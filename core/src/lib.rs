@@ -13,6 +13,7 @@ mod encryption;
 mod error;
 pub mod merkle;
 mod signature;
+pub mod stream;
 mod time;
 
 pub use canonical::{decode_canonical, encode_canonical, Canonical};
