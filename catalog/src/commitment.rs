@@ -65,6 +65,8 @@ pub struct ChunkHasher {
     whole: Sha256,
     frontier: Frontier,
     size: u64,
+    /// Each chunk's hash, when the caller wants the list.
+    hashes: Option<Vec<Digest>>,
 }
 
 impl ChunkHasher {
@@ -77,6 +79,7 @@ impl ChunkHasher {
             whole: Sha256::new(),
             frontier: Frontier::default(),
             size: 0,
+            hashes: None,
         })
     }
 
@@ -94,22 +97,172 @@ impl ChunkHasher {
         }
     }
 
+    fn close_last(&mut self) {
+        if self.in_chunk > 0 {
+            self.close_chunk();
+        }
+    }
+
     fn close_chunk(&mut self) {
         let hash = Digest(std::mem::take(&mut self.chunk).finalize().into());
         self.frontier.push(leaf_hash(hash.as_bytes()));
+        if let Some(list) = &mut self.hashes {
+            list.push(hash);
+        }
         self.in_chunk = 0;
     }
 
     pub fn finish(mut self) -> Commitment {
-        if self.in_chunk > 0 {
-            self.close_chunk();
-        }
+        self.close_last();
         Commitment {
             size: self.size,
             chunk_size: self.chunk_size as u32,
             chunk_root: self.frontier.root(),
             sha256: Digest(self.whole.finalize().into()),
         }
+    }
+}
+
+/// The chunk hash list and the commitment of everything `reader` yields: what
+/// a provider sends ahead of a delivery so the receiver can check each chunk
+/// on arrival. 32 bytes per chunk (32 KiB per GiB at 1 MiB chunks).
+pub fn chunk_hashes(reader: impl Read, chunk_size: u32) -> Result<(Vec<Digest>, Commitment)> {
+    let mut hasher = ChunkHasher::new(chunk_size)?;
+    hasher.hashes = Some(Vec::new());
+    let mut hasher = feed(reader, hasher)?;
+    let hashes = hasher.hashes.take().unwrap_or_default();
+    Ok((hashes, hasher.finish()))
+}
+
+/// Fills `buf` unless the reader ends first; the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(format!("reading: {e}"))),
+        }
+    }
+    Ok(filled)
+}
+
+/// A receiver's check of content against its commitment, chunk by chunk as
+/// it arrives: first the chunk hash list (its RFC 6962 root must be the
+/// commitment's), then each chunk in order against its hash (and its
+/// length: full chunks, then the exact remainder), then the whole (size and
+/// plain SHA-256). A verified prefix can be taken up again after an
+/// interruption with [`ChunkVerifier::resume`].
+pub struct ChunkVerifier {
+    commitment: Commitment,
+    hashes: Vec<Digest>,
+    next: u64,
+    whole: Sha256,
+    size: u64,
+}
+
+impl ChunkVerifier {
+    pub fn new(commitment: &Commitment, hashes: Vec<Digest>) -> Result<ChunkVerifier> {
+        let mismatch = |m: String| Err(Error::ContentMismatch(m));
+        if hashes.len() as u64 != commitment.chunks() {
+            return mismatch(format!(
+                "{} chunk hashes for {} chunks",
+                hashes.len(),
+                commitment.chunks()
+            ));
+        }
+        let mut frontier = Frontier::default();
+        for h in &hashes {
+            frontier.push(leaf_hash(h.as_bytes()));
+        }
+        if frontier.root() != commitment.chunk_root {
+            return mismatch("the chunk hash list's root is not the committed chunk root".into());
+        }
+        Ok(ChunkVerifier {
+            commitment: commitment.clone(),
+            hashes,
+            next: 0,
+            whole: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Takes up a transfer whose first chunks are already in `prefix` (a
+    /// partial file): every whole chunk in it is checked again; a trailing
+    /// partial chunk is ignored (the caller truncates to
+    /// [`ChunkVerifier::verified_bytes`] and asks for the rest from there).
+    pub fn resume(commitment: &Commitment, hashes: Vec<Digest>, mut prefix: impl Read) -> Result<ChunkVerifier> {
+        let mut v = ChunkVerifier::new(commitment, hashes)?;
+        let mut chunk = vec![0u8; commitment.chunk_size as usize];
+        while v.next < commitment.chunks() {
+            let want = v.expected_len(v.next);
+            let n = read_full(&mut prefix, &mut chunk[..want])?;
+            if n < want {
+                break;
+            }
+            let index = v.next;
+            v.check(index, &chunk[..n])?;
+        }
+        Ok(v)
+    }
+
+    fn expected_len(&self, index: u64) -> usize {
+        let cs = u64::from(self.commitment.chunk_size);
+        (self.commitment.size - index * cs).min(cs) as usize
+    }
+
+    /// The next chunk expected (the number of chunks verified so far).
+    pub fn next_chunk(&self) -> u64 {
+        self.next
+    }
+
+    /// Bytes verified so far.
+    pub fn verified_bytes(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks chunk `index`, which must be the next one.
+    pub fn check(&mut self, index: u64, chunk: &[u8]) -> Result<()> {
+        let mismatch = |m: String| Err(Error::ContentMismatch(m));
+        if index != self.next {
+            return mismatch(format!("chunk {index} arrived where chunk {} was due", self.next));
+        }
+        if index >= self.commitment.chunks() {
+            return mismatch(format!(
+                "chunk {index} is past the end ({} chunks)",
+                self.commitment.chunks()
+            ));
+        }
+        let want = self.expected_len(index);
+        if chunk.len() != want {
+            return mismatch(format!("chunk {index} is {} bytes, not {want}", chunk.len()));
+        }
+        if sha256(chunk) != self.hashes[index as usize] {
+            return mismatch(format!("chunk {index}'s SHA-256 is not the committed one"));
+        }
+        self.whole.update(chunk);
+        self.size += chunk.len() as u64;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Checks that every chunk arrived and the whole file's SHA-256.
+    pub fn finish(self) -> Result<Digest> {
+        if self.next != self.commitment.chunks() {
+            return Err(Error::ContentMismatch(format!(
+                "the content ended after {} of {} chunks",
+                self.next,
+                self.commitment.chunks()
+            )));
+        }
+        let digest = Digest(self.whole.finalize().into());
+        if digest != self.commitment.sha256 || self.size != self.commitment.size {
+            return Err(Error::ContentMismatch(
+                "the whole file's SHA-256 is not the committed one".into(),
+            ));
+        }
+        Ok(digest)
     }
 }
 
@@ -123,8 +276,13 @@ pub fn check_chunk_size(chunk_size: u32) -> Result<()> {
 }
 
 /// The commitment of everything `reader` yields, read in 64 KiB pieces.
-pub fn commit_reader(mut reader: impl Read, chunk_size: u32) -> Result<Commitment> {
-    let mut hasher = ChunkHasher::new(chunk_size)?;
+pub fn commit_reader(reader: impl Read, chunk_size: u32) -> Result<Commitment> {
+    Ok(feed(reader, ChunkHasher::new(chunk_size)?)?.finish())
+}
+
+/// Everything `reader` yields into `hasher`, in 64 KiB pieces; the last
+/// chunk is closed.
+fn feed(mut reader: impl Read, mut hasher: ChunkHasher) -> Result<ChunkHasher> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match reader.read(&mut buf) {
@@ -135,7 +293,8 @@ pub fn commit_reader(mut reader: impl Read, chunk_size: u32) -> Result<Commitmen
         };
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finish())
+    hasher.close_last();
+    Ok(hasher)
 }
 
 /// The commitment of a file on disk.
@@ -170,6 +329,61 @@ mod tests {
             h.update(piece);
         }
         assert_eq!(h.finish(), whole);
+    }
+
+    fn sample() -> Vec<u8> {
+        (0..(MIN_CHUNK_SIZE as usize * 3 + 777))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn a_receiver_checks_each_chunk_and_the_whole() {
+        let data = sample();
+        let cs = MIN_CHUNK_SIZE as usize;
+        let (hashes, c) = chunk_hashes(&data[..], MIN_CHUNK_SIZE).expect("hashes");
+        assert_eq!(c, commit_reader(&data[..], MIN_CHUNK_SIZE).expect("commits"));
+        let mut v = ChunkVerifier::new(&c, hashes.clone()).expect("list matches");
+        for (i, chunk) in data.chunks(cs).enumerate() {
+            v.check(i as u64, chunk).expect("chunk verifies");
+        }
+        assert_eq!(v.finish().expect("whole verifies"), sha256(&data));
+
+        let code = |r: Result<()>| r.expect_err("refused").code();
+        // A tampered chunk, one out of order, a short one, one past the end.
+        let mut v = ChunkVerifier::new(&c, hashes.clone()).expect("list");
+        let mut bad = data[..cs].to_vec();
+        bad[9] ^= 0x80;
+        assert_eq!(code(v.check(0, &bad)), "catalog.content_mismatch");
+        assert_eq!(code(v.check(1, &data[cs..2 * cs])), "catalog.content_mismatch");
+        assert_eq!(code(v.check(0, &data[..cs - 1])), "catalog.content_mismatch");
+        v.check(0, &data[..cs]).expect("the right chunk still verifies");
+        // Ending early.
+        assert_eq!(v.finish().expect_err("truncated").code(), "catalog.content_mismatch");
+        // A hash list that is not the committed one.
+        let mut wrong = hashes.clone();
+        wrong[2] = sha256(b"other");
+        assert!(ChunkVerifier::new(&c, wrong).is_err());
+        assert!(ChunkVerifier::new(&c, hashes[..3].to_vec()).is_err());
+    }
+
+    #[test]
+    fn a_transfer_resumes_after_its_verified_prefix() {
+        let data = sample();
+        let cs = MIN_CHUNK_SIZE as usize;
+        let (hashes, c) = chunk_hashes(&data[..], MIN_CHUNK_SIZE).expect("hashes");
+        // Two whole chunks and part of the third were written before the cut.
+        let partial = &data[..2 * cs + 100];
+        let mut v = ChunkVerifier::resume(&c, hashes.clone(), partial).expect("resumes");
+        assert_eq!((v.next_chunk(), v.verified_bytes()), (2, 2 * cs as u64));
+        for (i, chunk) in data.chunks(cs).enumerate().skip(2) {
+            v.check(i as u64, chunk).expect("verifies");
+        }
+        v.finish().expect("whole");
+        // A prefix that was altered on disk is not taken up.
+        let mut altered = partial.to_vec();
+        altered[cs + 5] ^= 1;
+        assert!(ChunkVerifier::resume(&c, hashes, &altered[..]).is_err());
     }
 
     #[test]

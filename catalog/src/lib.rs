@@ -11,7 +11,8 @@ mod schema;
 pub mod search;
 
 pub use commitment::{
-    check_chunk_size, commit_file, commit_reader, ChunkHasher, Commitment, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
+    check_chunk_size, chunk_hashes, commit_file, commit_reader, ChunkHasher, ChunkVerifier, Commitment, MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
 };
 pub use descriptor::{
     check_media_type, check_name, normalize_tags, DatasetId, DatasetKind, Description, MAX_DESCRIPTION, MAX_NAME,
@@ -35,6 +36,9 @@ pub enum Error {
     BadTable(String),
     #[error("invalid content commitment: {0}")]
     BadCommitment(String),
+    /// Received content that does not match the commitment.
+    #[error("content does not match the commitment: {0}")]
+    ContentMismatch(String),
     #[error("{0}")]
     Io(String),
 }
@@ -46,6 +50,7 @@ impl Error {
             Error::BadSchema(_) => "catalog.bad_schema",
             Error::BadTable(_) => "catalog.bad_table",
             Error::BadCommitment(_) => "catalog.bad_commitment",
+            Error::ContentMismatch(_) => "catalog.content_mismatch",
             Error::Io(_) => "io.error",
         }
     }
