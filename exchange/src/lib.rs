@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod dataset_cli;
 pub mod datasets;
+pub mod delivery;
 pub mod demo;
 mod error;
 pub mod evidence;

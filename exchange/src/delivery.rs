@@ -1,0 +1,333 @@
+//! Delivery requests: what a consumer signs to ask a provider's node for a
+//! dataset under a grant, and the provider's checks of it on its own copy
+//! of the ledger before anything is served.
+//!
+//! The request is borsh, signed with the consumer's Ed25519 key under its
+//! own domain (`liutong/delivery-request/v1\0`), so it can never be taken
+//! for a ledger transaction. Its digest (SHA-256 of the signed bytes) binds
+//! the encrypted stream (HPKE `info` and the chunks' associated data), the
+//! `grant.use` that counts it, the consumer's receipt and the access-log
+//! entry.
+
+use crate::grants::{GrantId, GrantRecord, GrantStatus};
+use borsh::{BorshDeserialize, BorshSerialize};
+use liutong_catalog::DatasetId;
+use liutong_core::{decode_canonical, encode_canonical, sha256, Digest, PublicKey, Signature, SigningKey, Timestamp};
+use liutong_policies::{evaluate, Action, Use};
+use std::collections::{BTreeMap, HashSet};
+
+pub const REQUEST_DOMAIN: &[u8] = b"liutong/delivery-request/v1\0";
+/// Largest signed request a node reads.
+pub const MAX_REQUEST: usize = 4096;
+
+/// What a consumer asks for.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DeliveryRequest {
+    pub chain_id: String,
+    pub grant: GrantId,
+    pub dataset: DatasetId,
+    pub version: u32,
+    pub action: Action,
+    /// Unique per consumer within the clock-skew window.
+    pub nonce: u64,
+    pub timestamp: Timestamp,
+    /// Resume from this chunk (0 for a new transfer).
+    pub from_chunk: u64,
+}
+
+/// A request with the consumer's signing key and signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedRequest {
+    pub request: DeliveryRequest,
+    pub signer: PublicKey,
+    pub signature: Signature,
+}
+
+fn signing_bytes(request: &DeliveryRequest) -> Vec<u8> {
+    [REQUEST_DOMAIN, &encode_canonical(request)].concat()
+}
+
+impl SignedRequest {
+    pub fn sign(request: DeliveryRequest, key: &SigningKey) -> SignedRequest {
+        let signature = key.sign(&signing_bytes(&request));
+        SignedRequest {
+            request,
+            signer: key.public_key(),
+            signature,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode_canonical(self)
+    }
+
+    /// Decodes exactly (no trailing bytes) and checks the size.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SignedRequest, Refusal> {
+        if bytes.len() > MAX_REQUEST {
+            return Err(Refusal::new(
+                "delivery.malformed",
+                format!("a request is at most {MAX_REQUEST} bytes"),
+            ));
+        }
+        decode_canonical("delivery request", bytes).map_err(|e| Refusal::new("delivery.malformed", e.to_string()))
+    }
+
+    /// SHA-256 of the signed bytes: the request's identity everywhere.
+    pub fn digest(&self) -> Digest {
+        sha256(&self.to_bytes())
+    }
+}
+
+/// Why a provider will not serve a request, with a stable code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Nonces seen within the clock-skew window, per signer. A request older
+/// than the window is refused as stale, so forgetting older nonces lets no
+/// replay through.
+#[derive(Default)]
+pub struct NonceWindow {
+    skew_ms: u64,
+    /// Expiry time → the (signer, nonce) pairs that expire then.
+    by_expiry: BTreeMap<Timestamp, Vec<(PublicKey, u64)>>,
+    seen: HashSet<(PublicKey, u64)>,
+}
+
+impl NonceWindow {
+    pub fn new(skew_ms: u64) -> NonceWindow {
+        NonceWindow {
+            skew_ms,
+            ..Default::default()
+        }
+    }
+
+    /// Accepts a fresh `(signer, nonce)` stamped `timestamp`, at `now`.
+    pub fn admit(
+        &mut self,
+        signer: PublicKey,
+        nonce: u64,
+        timestamp: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        if timestamp.abs_diff(now) > self.skew_ms {
+            return Err(Refusal::new(
+                "delivery.stale",
+                format!(
+                    "the request is stamped {timestamp}, more than {} ms from this node's clock ({now})",
+                    self.skew_ms
+                ),
+            ));
+        }
+        // Forget what can no longer be replayed.
+        let keep = self.by_expiry.split_off(&now);
+        for (_, pairs) in std::mem::replace(&mut self.by_expiry, keep) {
+            for p in pairs {
+                self.seen.remove(&p);
+            }
+        }
+        if !self.seen.insert((signer, nonce)) {
+            return Err(Refusal::new(
+                "delivery.replayed",
+                format!("nonce {nonce} was already used by this consumer"),
+            ));
+        }
+        self.by_expiry
+            .entry(timestamp + self.skew_ms + 1)
+            .or_default()
+            .push((signer, nonce));
+        Ok(())
+    }
+}
+
+/// The provider's checks of a signed request against its own copy of the
+/// ledger: `grant` as stored, `holder_key` whether the signer is the
+/// current key of the grant's holder, `versions` how many versions the
+/// dataset has. The nonce is checked separately ([`NonceWindow`]).
+pub fn authorize(
+    signed: &SignedRequest,
+    chain_id: &str,
+    grant: &GrantRecord,
+    holder_key: bool,
+    versions: u32,
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    let r = &signed.request;
+    signed
+        .signer
+        .verify(&signing_bytes(r), &signed.signature)
+        .map_err(|_| Refusal::new("delivery.bad_signature", "the request's signature does not verify"))?;
+    if r.chain_id != chain_id {
+        return Err(Refusal::new(
+            "delivery.wrong_chain",
+            format!("the request is for chain {:?}, this is {chain_id:?}", r.chain_id),
+        ));
+    }
+    if !holder_key {
+        return Err(Refusal::new(
+            "delivery.not_holder",
+            format!(
+                "the request is not signed by the current key of grant {}'s holder {}",
+                grant.id, grant.holder
+            ),
+        ));
+    }
+    if r.dataset != grant.dataset {
+        return Err(Refusal::new(
+            "delivery.wrong_dataset",
+            format!("grant {} is for dataset {}, not {}", grant.id, grant.dataset, r.dataset),
+        ));
+    }
+    if r.version == 0 || r.version > versions {
+        return Err(Refusal::new(
+            "delivery.unknown_version",
+            format!("dataset {} has versions 1 to {versions}", r.dataset),
+        ));
+    }
+    if grant.status != GrantStatus::Active {
+        return Err(Refusal::new(
+            "use.not_active",
+            format!("grant {} is {}", grant.id, grant.state_at(now)),
+        ));
+    }
+    evaluate(&grant.terms, &Use { action: r.action }, now, grant.uses).map_err(|d| Refusal::new(d.code, d.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liutong_core::CreditCode;
+    use liutong_policies::Terms;
+
+    const NOW: Timestamp = 1_790_000_000_000;
+
+    fn grant() -> GrantRecord {
+        GrantRecord {
+            id: GrantId([7; 16]),
+            dataset: DatasetId([1; 16]),
+            offer: 1,
+            provider: CreditCode::with_check_character("91310000MA0000001").expect("code"),
+            holder: CreditCode::with_check_character("91310000MA0000002").expect("code"),
+            status: GrantStatus::Active,
+            terms: Terms {
+                purposes: vec!["audit".into()],
+                not_before: NOW - 1_000,
+                not_after: Some(NOW + 1_000_000),
+                max_uses: Some(2),
+                actions: vec![Action::Download],
+                columns: None,
+                row_filter: None,
+                masks: vec![],
+                min_group_size: None,
+                row_cap: None,
+                transferable: false,
+            },
+            uses: 0,
+            history: vec![],
+        }
+    }
+
+    fn request(key: &SigningKey) -> SignedRequest {
+        SignedRequest::sign(
+            DeliveryRequest {
+                chain_id: "c".into(),
+                grant: GrantId([7; 16]),
+                dataset: DatasetId([1; 16]),
+                version: 1,
+                action: Action::Download,
+                nonce: 9,
+                timestamp: NOW,
+                from_chunk: 0,
+            },
+            key,
+        )
+    }
+
+    #[test]
+    fn a_good_request_passes_and_round_trips() {
+        let key = SigningKey::generate();
+        let r = request(&key);
+        assert_eq!(SignedRequest::from_bytes(&r.to_bytes()).expect("decodes"), r);
+        assert_eq!(r.digest(), sha256(&r.to_bytes()));
+        authorize(&r, "c", &grant(), true, 1, NOW).expect("authorized");
+    }
+
+    #[test]
+    fn each_refusal_has_its_code() {
+        let key = SigningKey::generate();
+        let code = |r: &SignedRequest, g: &GrantRecord, holder: bool, versions: u32| {
+            authorize(r, "c", g, holder, versions, NOW).expect_err("refused").code
+        };
+        let good = request(&key);
+        let mut forged = good.clone();
+        forged.request.from_chunk = 5;
+        assert_eq!(code(&forged, &grant(), true, 1), "delivery.bad_signature");
+        let mut other_chain = good.request.clone();
+        other_chain.chain_id = "d".into();
+        assert_eq!(
+            code(&SignedRequest::sign(other_chain, &key), &grant(), true, 1),
+            "delivery.wrong_chain"
+        );
+        assert_eq!(code(&good, &grant(), false, 1), "delivery.not_holder");
+        let mut elsewhere = good.request.clone();
+        elsewhere.dataset = DatasetId([2; 16]);
+        assert_eq!(
+            code(&SignedRequest::sign(elsewhere, &key), &grant(), true, 1),
+            "delivery.wrong_dataset"
+        );
+        assert_eq!(code(&good, &grant(), true, 0), "delivery.unknown_version");
+        let revoked = GrantRecord {
+            status: GrantStatus::Revoked,
+            ..grant()
+        };
+        assert_eq!(code(&good, &revoked, true, 1), "use.not_active");
+        let spent = GrantRecord { uses: 2, ..grant() };
+        assert_eq!(code(&good, &spent, true, 1), "use.exhausted");
+        let mut late = grant();
+        late.terms.not_after = Some(NOW);
+        assert_eq!(code(&good, &late, true, 1), "use.expired");
+        let mut query = good.request.clone();
+        query.action = Action::Query;
+        assert_eq!(
+            code(&SignedRequest::sign(query, &key), &grant(), true, 1),
+            "use.action_not_allowed"
+        );
+        let mut junk = good.to_bytes();
+        junk.push(0);
+        assert_eq!(
+            SignedRequest::from_bytes(&junk).expect_err("trailing").code,
+            "delivery.malformed"
+        );
+    }
+
+    #[test]
+    fn nonces_are_single_use_within_the_window() {
+        let key = SigningKey::generate().public_key();
+        let mut w = NonceWindow::new(1_000);
+        w.admit(key, 1, NOW, NOW).expect("fresh");
+        assert_eq!(
+            w.admit(key, 1, NOW, NOW + 10).expect_err("replay").code,
+            "delivery.replayed"
+        );
+        w.admit(key, 2, NOW, NOW + 10).expect("another nonce");
+        // Past the window the old request is stale, so its nonce may be forgotten.
+        assert_eq!(
+            w.admit(key, 1, NOW, NOW + 5_000).expect_err("stale").code,
+            "delivery.stale"
+        );
+        w.admit(key, 3, NOW + 5_000, NOW + 5_000).expect("fresh");
+        assert_eq!(w.seen.len(), 1, "expired nonces are forgotten");
+    }
+}
