@@ -122,13 +122,16 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             )
             .await?;
             let record: DatasetRecord = record_of(&r)?;
+            let kept = home.record_source(&record.id, record.version, &file, &record.description.commitment)?;
             Ok(Output::ok(
                 format!(
-                    "{}\n{}",
+                    "{}\n{}\n  file kept at {} (listed in {} for delivery; it never goes on the ledger)",
                     receipt_text("dataset registered", &r),
-                    describe_record(&record)
+                    describe_record(&record),
+                    kept.display(),
+                    home.sources_path().display()
                 ),
-                json!({ "receipt": r, "dataset": record }),
+                json!({ "receipt": r, "dataset": record, "source": kept }),
             ))
         }
         DatasetCommand::Update {
@@ -173,13 +176,15 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             )
             .await?;
             let record: DatasetRecord = record_of(&r)?;
+            let kept = home.record_source(&record.id, record.version, &file, &record.description.commitment)?;
             Ok(Output::ok(
                 format!(
-                    "{}\n{}",
+                    "{}\n{}\n  file kept at {}",
                     receipt_text("new version registered", &r),
-                    describe_record(&record)
+                    describe_record(&record),
+                    kept.display()
                 ),
-                json!({ "receipt": r, "dataset": record }),
+                json!({ "receipt": r, "dataset": record, "source": kept }),
             ))
         }
         DatasetCommand::Delist {

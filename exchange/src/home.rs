@@ -5,15 +5,36 @@
 //! identity.json   the party's Ed25519 signing and X25519 encryption secrets (mode 0600)
 //! orderer.json    the block-signing secret (the orderer's home only, mode 0600)
 //! genesis.json    the chain's genesis document
+//! sources.json    a provider's registered files: dataset, version → path (never on the ledger)
 //! store/          RocksDB
 //! retired/        identities replaced by key rotation
 //! ```
 
 use crate::genesis::Genesis;
 use crate::{Error, Result};
-use liutong_core::{EncryptionKeyPair, SigningKey};
+use liutong_catalog::{Commitment, DatasetId};
+use liutong_core::{Digest, EncryptionKeyPair, SigningKey};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+pub const SOURCES_FORMAT: &str = "liutong-sources/1";
+
+/// Where a provider's registered files are, for its node to deliver them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sources {
+    pub format: String,
+    /// Dataset id (hex) → version → file.
+    pub datasets: BTreeMap<String, BTreeMap<u32, SourceFile>>,
+}
+
+/// One registered version's file, with what it must still hash to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: Digest,
+}
 
 pub const IDENTITY_FORMAT: &str = "liutong-identity/1";
 
@@ -218,6 +239,54 @@ impl Home {
             )));
         }
         Genesis::load(&self.genesis_path())
+    }
+
+    pub fn sources_path(&self) -> PathBuf {
+        self.dir.join("sources.json")
+    }
+
+    /// The provider's registered files (none yet: an empty list).
+    pub fn sources(&self) -> Result<Sources> {
+        let path = self.sources_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Sources {
+                    format: SOURCES_FORMAT.into(),
+                    ..Default::default()
+                })
+            }
+            Err(e) => return Err(Error::Home(format!("cannot read {}: {e}", path.display()))),
+        };
+        let sources: Sources =
+            serde_json::from_str(&text).map_err(|e| Error::Home(format!("{} is malformed: {e}", path.display())))?;
+        if sources.format != SOURCES_FORMAT {
+            return Err(Error::Home(format!(
+                "{} has format {:?}, not {SOURCES_FORMAT}",
+                path.display(),
+                sources.format
+            )));
+        }
+        Ok(sources)
+    }
+
+    /// Records where version `version` of `dataset` is (an absolute path),
+    /// after its registration committed.
+    pub fn record_source(&self, dataset: &DatasetId, version: u32, file: &Path, c: &Commitment) -> Result<PathBuf> {
+        let path = std::fs::canonicalize(file).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
+        let mut sources = self.sources()?;
+        sources.datasets.entry(dataset.to_string()).or_default().insert(
+            version,
+            SourceFile {
+                path: path.clone(),
+                size: c.size,
+                sha256: c.sha256,
+            },
+        );
+        let text = serde_json::to_string_pretty(&sources).map_err(|e| Error::Io(e.to_string()))?;
+        self.ensure_dir()?;
+        write_atomically(&self.sources_path(), text.as_bytes(), false)?;
+        Ok(path)
     }
 
     pub fn write_genesis(&self, genesis: &Genesis) -> Result<()> {

@@ -312,6 +312,15 @@ fn a_market_through_the_cli_with_odrl_and_dcat() {
     );
     assert!(ok, "{j}");
     let dataset = j["dataset"]["id"].as_str().expect("id").to_string();
+    // The file stays with the provider, listed in its home for delivery.
+    let sources: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(prov.join("sources.json")).expect("sources.json")).expect("JSON");
+    let kept = &sources["datasets"][&dataset]["1"];
+    assert_eq!(
+        kept["path"].as_str().map(std::path::PathBuf::from),
+        Some(std::fs::canonicalize(&csv).expect("path"))
+    );
+    assert_eq!(kept["sha256"], j["dataset"]["description"]["commitment"]["sha256"]);
 
     // An offer written as ODRL with the W3C context, approval stated in it.
     let end = liutong_core::format_utc(liutong_core::now_ms() + 30 * 86_400_000);
