@@ -78,6 +78,100 @@ impl SignedRequest {
     }
 }
 
+/// The stream's first bytes after [`STREAM_MAGIC`]: borsh, in the clear
+/// (it holds nothing secret), then sealed frames. Frame 0 is the chunk hash
+/// list (32 bytes per chunk), so the receiver checks it against the
+/// on-chain root before any content; frame `1 + i` is chunk `i`, from
+/// `from_chunk` on; the last frame is sealed as last.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DeliveryHeader {
+    /// The digest of the request this stream answers.
+    pub request: Digest,
+    /// HPKE's encapsulated key for the consumer.
+    pub encapped_key: [u8; 32],
+    pub size: u64,
+    pub chunk_size: u32,
+    pub from_chunk: u64,
+}
+
+/// Marks a delivery stream and its format version.
+pub const STREAM_MAGIC: &[u8; 4] = b"LTD1";
+
+/// One frame on the wire: its length (u32, big-endian), then its bytes.
+pub fn frame(sealed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + sealed.len());
+    out.extend_from_slice(&(sealed.len() as u32).to_be_bytes());
+    out.extend_from_slice(sealed);
+    out
+}
+
+/// Splits a received byte stream into the header and frames, as bytes
+/// arrive, holding at most one frame; a frame longer than `max_frame` (a
+/// chunk or the hash list, plus the tag) is refused before it is buffered.
+pub struct FrameReader {
+    buf: Vec<u8>,
+    header: Option<DeliveryHeader>,
+    max_frame: usize,
+}
+
+impl FrameReader {
+    pub fn new(max_frame: usize) -> FrameReader {
+        FrameReader {
+            buf: Vec::new(),
+            header: None,
+            max_frame,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The header, once its bytes have arrived.
+    pub fn header(&mut self) -> Result<Option<&DeliveryHeader>, Refusal> {
+        const LEN: usize = 4 + 32 + 32 + 8 + 4 + 8;
+        if self.header.is_none() {
+            if self.buf.len() < LEN {
+                return Ok(None);
+            }
+            if &self.buf[..4] != STREAM_MAGIC {
+                return Err(Refusal::new("delivery.malformed", "not a liutong delivery stream"));
+            }
+            let h: DeliveryHeader = decode_canonical("delivery header", &self.buf[4..LEN])
+                .map_err(|e| Refusal::new("delivery.malformed", e.to_string()))?;
+            self.buf.drain(..LEN);
+            self.header = Some(h);
+        }
+        Ok(self.header.as_ref())
+    }
+
+    /// The next whole frame, if it has arrived.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, Refusal> {
+        if self.header.is_none() || self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > self.max_frame {
+            return Err(Refusal::new(
+                "delivery.malformed",
+                format!("a frame of {len} bytes is larger than any chunk ({})", self.max_frame),
+            ));
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let frame = self.buf[4..4 + len].to_vec();
+        self.buf.drain(..4 + len);
+        Ok(Some(frame))
+    }
+
+    /// Bytes received but not yet a whole frame (at the end of the stream:
+    /// a cut frame).
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
 /// Why a provider will not serve a request, with a stable code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -310,6 +404,51 @@ mod tests {
             SignedRequest::from_bytes(&junk).expect_err("trailing").code,
             "delivery.malformed"
         );
+    }
+
+    #[test]
+    fn frames_arrive_in_any_pieces_and_oversize_ones_are_refused() {
+        let header = DeliveryHeader {
+            request: sha256(b"r"),
+            encapped_key: [5; 32],
+            size: 10,
+            chunk_size: 4096,
+            from_chunk: 0,
+        };
+        let mut wire = STREAM_MAGIC.to_vec();
+        wire.extend(encode_canonical(&header));
+        wire.extend(frame(b"hash list"));
+        wire.extend(frame(b"chunk zero"));
+        wire.extend(frame(b""));
+        for piece in [1, 3, 7, wire.len()] {
+            let mut r = FrameReader::new(64);
+            let mut frames = Vec::new();
+            for bytes in wire.chunks(piece) {
+                r.push(bytes);
+                if r.header().expect("header").is_none() {
+                    continue;
+                }
+                while let Some(f) = r.next_frame().expect("frame") {
+                    frames.push(f);
+                }
+            }
+            assert_eq!(r.header().expect("header"), Some(&header));
+            assert_eq!(frames, vec![b"hash list".to_vec(), b"chunk zero".to_vec(), vec![]]);
+            assert_eq!(r.pending(), 0);
+        }
+        let mut r = FrameReader::new(4);
+        r.push(&wire);
+        r.header().expect("header");
+        assert_eq!(r.next_frame().expect_err("too big").code, "delivery.malformed");
+        let mut r = FrameReader::new(64);
+        r.push(&[b'X'; 100]);
+        assert_eq!(r.header().expect_err("not ours").code, "delivery.malformed");
+        // A cut frame stays pending.
+        let mut r = FrameReader::new(64);
+        r.push(&wire[..wire.len() - 12]);
+        r.header().expect("header");
+        while r.next_frame().expect("frame").is_some() {}
+        assert!(r.pending() > 0);
     }
 
     #[test]
