@@ -702,16 +702,7 @@ impl IntoResponse for JsonLd {
 async fn offer_odrl(State(s): Shared, ApiPath((id, number)): ApiPath<(String, u32)>) -> Result<JsonLd, ApiError> {
     let id = parse_dataset_id(&id)?;
     let dataset = datasets::dataset(s.ledger.store(), &id)?;
-    let offer = grants::offers(s.ledger.store(), &id)?
-        .into_iter()
-        .find(|o| o.number == number)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("dataset {id} has no offer {number}"),
-            )
-        })?;
+    let offer = grants::offer(s.ledger.store(), &id, number)?;
     Ok(JsonLd(odrl::export(&standards::offer_policy(
         &offer,
         &dataset.provider,

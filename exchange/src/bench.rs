@@ -421,8 +421,8 @@ async fn grant_throughput(
         })
         .collect();
     eprintln!("bench catalog: {} grant requests, then as many issues …", b.grants);
-    let t = Instant::now();
     let request_bytes: Vec<Vec<u8>> = requests.iter().map(|(bytes, _, _)| bytes.clone()).collect();
+    let t = Instant::now();
     submit_concurrently(&node.url, request_bytes, b.clients).await?;
     let requested_s = t.elapsed().as_secs_f64();
     let issues: Vec<Vec<u8>> = requests

@@ -618,6 +618,16 @@ pub fn offers(store: &Store, dataset: &DatasetId) -> crate::Result<Vec<OfferReco
     Ok(out)
 }
 
+/// One offer of a dataset, from a node's committed state.
+pub fn offer(store: &Store, dataset: &DatasetId, number: u32) -> crate::Result<OfferRecord> {
+    let bytes = store.get(CF_OFFERS, &offer_key(dataset, number))?.ok_or_else(|| {
+        crate::Error::Ledger(liutong_ledger::Error::NotFound(format!(
+            "dataset {dataset} has no offer {number}"
+        )))
+    })?;
+    decode(&bytes)
+}
+
 /// The grants of a dataset, from a node's committed state.
 pub fn grants_of_dataset(store: &Store, dataset: &DatasetId) -> crate::Result<Vec<GrantRecord>> {
     grants_under(store, CF_GRANTS_BY_DATASET, &dataset.0)
