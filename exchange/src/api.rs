@@ -51,6 +51,34 @@ pub struct AppState {
     pub following: Option<String>,
     /// Turns true when the node stops, so long polls end at once.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The delivery service, on a node whose home holds a party identity.
+    pub provider: Option<Arc<crate::serve::Provider>>,
+}
+
+/// Submits a transaction this node signed itself and waits for its block:
+/// the committed result, or the rejection as an error with its code.
+pub async fn submit_own(s: &Arc<AppState>, bytes: Vec<u8>) -> crate::Result<serde_json::Value> {
+    let answer = submit_raw(s, vec![Ok(bytes)]).await.pop();
+    match answer {
+        Some(Ok(receipt)) => {
+            let result = match receipt.outcome {
+                liutong_ledger::TxOutcome::Committed { result, .. }
+                | liutong_ledger::TxOutcome::Existing { result } => result,
+            };
+            let mut value: serde_json::Value =
+                serde_json::from_str(result.get()).map_err(|e| crate::Error::Io(e.to_string()))?;
+            if let Some(map) = value.as_object_mut() {
+                map.entry("tx_id").or_insert_with(|| serde_json::json!(receipt.tx_id));
+            }
+            Ok(value)
+        }
+        Some(Err(e)) => Err(crate::Error::Remote {
+            code: e.code,
+            message: e.message,
+            status: e.status.as_u16(),
+        }),
+        None => Err(crate::Error::Io("no answer for a submission".into())),
+    }
 }
 
 type Shared = State<Arc<AppState>>;
@@ -82,7 +110,15 @@ pub fn status_for(code: &str) -> StatusCode {
     match code {
         "not_found" | "route.not_found" | "party.not_found" => StatusCode::NOT_FOUND,
         "tx.oversize" | "request.too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "tx.bad_signature" => StatusCode::UNAUTHORIZED,
+        "tx.bad_signature" | "delivery.bad_signature" | "receipt.bad_signature" => StatusCode::UNAUTHORIZED,
+        "delivery.not_here" => StatusCode::MISDIRECTED_REQUEST,
+        "delivery.unknown_grant" | "delivery.unknown" | "delivery.not_offered" | "receipt.unknown_delivery" => {
+            StatusCode::NOT_FOUND
+        }
+        "delivery.replayed" | "delivery.closed" | "receipt.late" => StatusCode::CONFLICT,
+        "delivery.not_holder" | "receipt.wrong_signer" => StatusCode::FORBIDDEN,
+        "delivery.malformed" | "receipt.malformed" | "delivery.stale" | "delivery.bad_range" => StatusCode::BAD_REQUEST,
+        "delivery.source_missing" | "delivery.source_changed" => StatusCode::SERVICE_UNAVAILABLE,
         "party.unknown_signer"
         | "party.pending"
         | "party.rejected"
@@ -141,6 +177,12 @@ impl From<liutong_core::Error> for ApiError {
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         ApiError::from_code(e.code(), e.to_string())
+    }
+}
+
+impl From<crate::delivery::Refusal> for ApiError {
+    fn from(r: crate::delivery::Refusal) -> Self {
+        ApiError::from_code(r.code, r.message)
     }
 }
 
@@ -249,6 +291,10 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         grant_odrl,
         catalog_dcat,
         import_odrl,
+        start_delivery,
+        take_receipt,
+        access_log,
+        access_entry,
         openapi
     )
 )]
@@ -284,6 +330,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/grants/{id}/odrl", get(grant_odrl))
         .route("/v1/catalog/dcat", get(catalog_dcat))
         .route("/v1/policies/odrl", post(import_odrl))
+        .route("/v1/deliveries", post(start_delivery))
+        .route("/v1/deliveries/receipts", post(take_receipt))
+        .route("/v1/access-log", get(access_log))
+        .route("/v1/access-log/{request}", get(access_entry))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async {
             ApiError::new(
@@ -820,4 +870,127 @@ async fn get_key(State(s): Shared, ApiPath(key): ApiPath<String>) -> Result<Json
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, body = Object)))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// A raw body of at most `limit` bytes.
+async fn raw_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            format!("the body is larger than {limit} bytes, or was cut"),
+        )
+    })
+}
+
+fn provider_of(s: &AppState) -> Result<Arc<crate::serve::Provider>, ApiError> {
+    s.provider.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "delivery.not_offered",
+            "this node's home holds no party identity, so it serves no deliveries",
+        )
+    })
+}
+
+/// The media type of a delivery stream.
+pub const DELIVERY_MEDIA_TYPE: &str = "application/vnd.liutong.delivery";
+
+/// Start or resume a delivery: the body is the consumer's signed request
+/// (borsh). The answer streams the content sealed to the consumer's
+/// registered key: `LTD1`, the clear header, then length-prefixed sealed
+/// frames (the chunk hash list, then the chunks). A new delivery's use is
+/// counted on the ledger before the first byte is sent.
+#[utoipa::path(post, path = "/v1/deliveries", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the sealed stream", content_type = "application/vnd.liutong.delivery"),
+        (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn start_delivery(State(s): Shared, req: Request) -> Result<Response, ApiError> {
+    let provider = provider_of(&s)?;
+    let body = raw_body(req, crate::delivery::MAX_REQUEST).await?;
+    let signed = crate::delivery::SignedRequest::from_bytes(&body)?;
+    let delivery = provider.start(&s, signed).await?;
+    let rx = delivery.into_stream()?;
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Response::builder()
+        .header(header::CONTENT_TYPE, DELIVERY_MEDIA_TYPE)
+        .body(axum::body::Body::from_stream(stream))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal.error", e.to_string()))
+}
+
+/// Hand in the consumer's signed receipt (borsh) for a delivery; the node
+/// writes the access-log entry with it and answers the committed entry.
+#[utoipa::path(post, path = "/v1/deliveries/receipts", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = crate::access::AccessRecord), (status = "4XX", body = ErrorBody)))]
+async fn take_receipt(State(s): Shared, req: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let provider = provider_of(&s)?;
+    let body = raw_body(req, crate::delivery::MAX_REQUEST).await?;
+    let receipt = crate::delivery::SignedReceipt::from_bytes(&body)?;
+    Ok(Json(provider.receipt(&s, receipt).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogQuery {
+    /// Entries of this grant (32 hex digits).
+    pub grant: Option<String>,
+    /// Entries of this dataset (32 hex digits).
+    pub dataset: Option<String>,
+    /// Entries where this party (credit code) provided or received.
+    pub party: Option<String>,
+    /// A previous page's `next`.
+    pub cursor: Option<String>,
+    /// Entries per page (1 to 1000; default 100).
+    pub limit: Option<usize>,
+}
+
+/// The access log, by exactly one of grant, dataset or party, oldest first.
+#[utoipa::path(get, path = "/v1/access-log", params(AccessLogQuery),
+    responses((status = 200, body = crate::access::AccessPage), (status = 400, body = ErrorBody)))]
+async fn access_log(
+    State(s): Shared,
+    ApiQuery(q): ApiQuery<AccessLogQuery>,
+) -> Result<Json<crate::access::AccessPage>, ApiError> {
+    use crate::access::AccessQuery;
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "request.bad_query", m);
+    let by = match (&q.grant, &q.dataset, &q.party) {
+        (Some(g), None, None) => AccessQuery::Grant(parse_grant_id(g)?),
+        (None, Some(d), None) => {
+            AccessQuery::Dataset(d.parse::<DatasetId>().map_err(|e| bad(format!("dataset: {e}")))?)
+        }
+        (None, None, Some(p)) => AccessQuery::Party(CreditCode::parse(p).map_err(|e| bad(format!("party: {e}")))?),
+        _ => return Err(bad("name exactly one of grant, dataset or party".into())),
+    };
+    let cursor = match &q.cursor {
+        Some(c) => Some(hex::decode(c).map_err(|_| bad("cursor: not a page cursor".into()))?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > crate::access::MAX_PAGE {
+        return Err(bad(format!("limit must be 1 to {}", crate::access::MAX_PAGE)));
+    }
+    Ok(Json(crate::access::list(
+        s.ledger.store(),
+        &by,
+        cursor.as_deref(),
+        limit,
+    )?))
+}
+
+/// One access-log entry, by its delivery (the first request's digest).
+#[utoipa::path(get, path = "/v1/access-log/{request}", params(("request" = String, Path, description = "the delivery's first request digest (hex)")),
+    responses((status = 200, body = crate::access::AccessRecord), (status = 404, body = ErrorBody)))]
+async fn access_entry(
+    State(s): Shared,
+    ApiPath(request): ApiPath<String>,
+) -> Result<Json<crate::access::AccessRecord>, ApiError> {
+    let digest = parse_digest("request", &request)?;
+    crate::access::entry(s.ledger.store(), &digest)?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no access-log entry for {digest}"),
+            )
+        })
 }

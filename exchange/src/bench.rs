@@ -644,6 +644,7 @@ async fn bench_node(dir: &std::path::Path, chain_id: &str) -> Result<(Home, node
         home: home.clone(),
         listen: "127.0.0.1:0".parse().expect("literal address"),
         follow: None,
+        receipt_timeout: crate::serve::DEFAULT_RECEIPT_TIMEOUT,
     })
     .await?;
     let client = Client::new(&node.url)?;

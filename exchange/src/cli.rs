@@ -53,6 +53,10 @@ pub enum Command {
         /// Follow the orderer at this URL and keep a full, verified copy.
         #[arg(long)]
         follow: Option<String>,
+        /// Seconds to wait for a consumer's receipt after a delivery before
+        /// logging it as unacknowledged.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        receipt_timeout: u64,
     },
     /// Manage parties: keys, registration and standing.
     #[command(subcommand)]
@@ -66,6 +70,12 @@ pub enum Command {
     /// Grants (usage rights): request, issue, reject, revoke, transfer, show, list.
     #[command(subcommand)]
     Grant(crate::grant_cli::GrantCommand),
+    /// Fetch a dataset under a grant from the provider's node, end-to-end
+    /// encrypted and verified against the on-chain commitment.
+    Fetch(crate::fetch::FetchArgs),
+    /// The on-chain access log: who received which data, when, under which grant.
+    #[command(subcommand)]
+    Access(crate::fetch::AccessCommand),
     /// Notarize files: put their SHA-256 digests on the ledger.
     Notarize {
         #[arg(required = true)]
@@ -221,11 +231,17 @@ pub async fn run(cli: Cli) -> Result<Output> {
     match cli.command {
         Command::Demo { keep } => Box::pin(crate::demo::run(keep, cli.json)).await,
         Command::Init(a) => init(&home, &a),
-        Command::Node { listen, follow } => run_node(home, listen, follow).await,
+        Command::Node {
+            listen,
+            follow,
+            receipt_timeout,
+        } => run_node(home, listen, follow, std::time::Duration::from_secs(receipt_timeout)).await,
         Command::Party(p) => party(&home, p).await,
         Command::Dataset(d) => crate::dataset_cli::run(&home, d).await,
         Command::Offer(o) => crate::grant_cli::offer(&home, o).await,
         Command::Grant(g) => crate::grant_cli::grant(&home, g).await,
+        Command::Fetch(f) => crate::fetch::fetch(&home, f).await,
+        Command::Access(a) => crate::fetch::access(a).await,
         Command::Notarize {
             files,
             node,
@@ -305,8 +321,19 @@ pub fn init(home: &Home, a: &InitArgs) -> Result<Output> {
     ))
 }
 
-async fn run_node(home: Home, listen: SocketAddr, follow: Option<String>) -> Result<Output> {
-    let node = crate::node::start(crate::node::NodeConfig { home, listen, follow }).await?;
+async fn run_node(
+    home: Home,
+    listen: SocketAddr,
+    follow: Option<String>,
+    receipt_timeout: std::time::Duration,
+) -> Result<Output> {
+    let node = crate::node::start(crate::node::NodeConfig {
+        home,
+        listen,
+        follow,
+        receipt_timeout,
+    })
+    .await?;
     // One line a script can wait for.
     println!(
         "liutong node listening on {} ({}, chain {}, height {})",

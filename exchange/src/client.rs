@@ -248,7 +248,7 @@ impl Client {
     }
 }
 
-fn remote_error(status: u16, bytes: &[u8]) -> Error {
+pub(crate) fn remote_error(status: u16, bytes: &[u8]) -> Error {
     match serde_json::from_slice::<ErrorBody>(bytes) {
         Ok(e) => Error::Remote {
             code: e.code,

@@ -257,7 +257,7 @@ fn put_dataset(state: &mut Overlay<'_>, record: &DatasetRecord) {
     );
 }
 
-fn version_key(id: &DatasetId, version: u32) -> Vec<u8> {
+pub(crate) fn version_key(id: &DatasetId, version: u32) -> Vec<u8> {
     let mut k = id.0.to_vec();
     k.extend(version.to_be_bytes());
     k

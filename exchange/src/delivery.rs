@@ -33,6 +33,99 @@ pub struct DeliveryRequest {
     pub timestamp: Timestamp,
     /// Resume from this chunk (0 for a new transfer).
     pub from_chunk: u64,
+    /// The digest of the first request of the delivery this one takes up
+    /// after an interruption: that request's use was counted and its
+    /// access-log entry is not written yet, so no second use is counted.
+    /// `None` starts a new delivery (and counts a use).
+    pub resumes: Option<Digest>,
+}
+
+impl SignedRequest {
+    /// The delivery this request belongs to: its own digest, or the first
+    /// request's when it resumes one.
+    pub fn delivery(&self) -> Digest {
+        self.request.resumes.unwrap_or_else(|| self.digest())
+    }
+
+    /// Checks the consumer's signature (the same ZIP-215 rule as the ledger).
+    pub fn verify(&self) -> Result<(), Refusal> {
+        self.signer
+            .verify(&signing_bytes(&self.request), &self.signature)
+            .map_err(|_| Refusal::new("delivery.bad_signature", "the request's signature does not verify"))
+    }
+}
+
+pub const RECEIPT_DOMAIN: &[u8] = b"liutong/delivery-receipt/v1\0";
+
+/// The consumer's verdict on a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = true)]
+pub enum Verdict {
+    /// Every chunk opened and matched the commitment: `content` is its chunk root.
+    Verified = 0,
+    /// The provider's content did not match the commitment (`reason` says where).
+    Refused = 1,
+}
+
+/// What the consumer signs after a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DeliveryReceipt {
+    /// The delivery: the digest of its first request.
+    pub request: Digest,
+    pub verdict: Verdict,
+    /// The content's digest as the consumer verified it (its RFC 6962 chunk
+    /// root); for a refusal, the chunk root the hash list it received claims.
+    pub content: Digest,
+    /// Plaintext bytes verified.
+    pub bytes: u64,
+    pub time: Timestamp,
+    /// Why it was refused (empty when verified).
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedReceipt {
+    pub receipt: DeliveryReceipt,
+    pub signer: PublicKey,
+    pub signature: Signature,
+}
+
+/// Longest refusal reason in a receipt.
+pub const MAX_RECEIPT_REASON: usize = 500;
+
+impl SignedReceipt {
+    pub fn sign(receipt: DeliveryReceipt, key: &SigningKey) -> SignedReceipt {
+        let signature = key.sign(&[RECEIPT_DOMAIN, &encode_canonical(&receipt)].concat());
+        SignedReceipt {
+            receipt,
+            signer: key.public_key(),
+            signature,
+        }
+    }
+
+    pub fn verify(&self) -> Result<(), Refusal> {
+        self.signer
+            .verify(
+                &[RECEIPT_DOMAIN, &encode_canonical(&self.receipt)].concat(),
+                &self.signature,
+            )
+            .map_err(|_| Refusal::new("receipt.bad_signature", "the receipt's signature does not verify"))
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode_canonical(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<SignedReceipt, Refusal> {
+        if bytes.len() > MAX_REQUEST {
+            return Err(Refusal::new(
+                "receipt.malformed",
+                format!("a receipt is at most {MAX_REQUEST} bytes"),
+            ));
+        }
+        decode_canonical("delivery receipt", bytes).map_err(|e| Refusal::new("receipt.malformed", e.to_string()))
+    }
 }
 
 /// A request with the consumer's signing key and signature.
@@ -259,10 +352,7 @@ pub fn authorize(
     now: Timestamp,
 ) -> Result<(), Refusal> {
     let r = &signed.request;
-    signed
-        .signer
-        .verify(&signing_bytes(r), &signed.signature)
-        .map_err(|_| Refusal::new("delivery.bad_signature", "the request's signature does not verify"))?;
+    signed.verify()?;
     if r.chain_id != chain_id {
         return Err(Refusal::new(
             "delivery.wrong_chain",
@@ -296,7 +386,10 @@ pub fn authorize(
             format!("grant {} is {}", grant.id, grant.state_at(now)),
         ));
     }
-    evaluate(&grant.terms, &Use { action: r.action }, now, grant.uses).map_err(|d| Refusal::new(d.code, d.message))
+    // A resumed delivery's use is already among the counted ones: the terms
+    // are checked as when it was counted (window and action still apply now).
+    let before = grant.uses.saturating_sub(u64::from(r.resumes.is_some()));
+    evaluate(&grant.terms, &Use { action: r.action }, now, before).map_err(|d| Refusal::new(d.code, d.message))
 }
 
 #[cfg(test)]
@@ -344,6 +437,7 @@ mod tests {
                 nonce: 9,
                 timestamp: NOW,
                 from_chunk: 0,
+                resumes: None,
             },
             key,
         )

@@ -89,6 +89,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         home: op_home.clone(),
         listen: op_addr,
         follow: None,
+        receipt_timeout: crate::serve::DEFAULT_RECEIPT_TIMEOUT,
     })
     .await?;
     let op = Client::new(&orderer.url)?;
@@ -102,6 +103,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             home: home.clone(),
             listen: free_port()?,
             follow: Some(orderer.url.clone()),
+            receipt_timeout: crate::serve::DEFAULT_RECEIPT_TIMEOUT,
         })
         .await?;
         nodes.push((name.to_string(), home, running));
@@ -410,6 +412,105 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             dcat_summary(&catalog.json),
             odrl_summary(&agreement.json),
             refusal_text(partner)
+        ),
+    );
+
+    // 4e. Peer-to-peer delivery under a download grant.
+    let download_terms = json!({
+        "purposes": ["trade-finance"],
+        "not_before": now - 60_000,
+        "not_after": now + 30 * 86_400_000u64,
+        "max_uses": 5,
+        "actions": ["download"],
+        "columns": null, "row_filter": null, "masks": [], "min_group_size": null, "row_cap": null,
+        "transferable": false
+    });
+    let download_path = dir.path().join("download-terms.json");
+    std::fs::write(&download_path, download_terms.to_string()).map_err(|e| Error::Io(e.to_string()))?;
+    cli::run(op_cli(
+        &prov_home,
+        &[
+            "offer",
+            "add",
+            &dataset_id,
+            "--terms",
+            path_str(&download_path),
+            "--automatic",
+            "--node",
+            prov.url(),
+        ],
+    ))
+    .await?;
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let dl = cli::run(op_cli(
+        &cons_home,
+        &[
+            "grant",
+            "request",
+            &dataset_id,
+            "--offer",
+            "2",
+            "--purpose",
+            "trade-finance",
+            "--node",
+            cons.url(),
+        ],
+    ))
+    .await?;
+    let dl_id = dl.json["grant"]["id"].as_str().unwrap_or_default().to_string();
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let received = dir.path().join("received-shipments.csv");
+    let fetched = cli::run(op_cli(
+        &cons_home,
+        &[
+            "fetch",
+            &dataset_id,
+            "--grant",
+            &dl_id,
+            "--out",
+            path_str(&received),
+            "--node",
+            cons.url(),
+        ],
+    ))
+    .await?;
+    let same = std::fs::read(&received).ok() == std::fs::read(&csv).ok();
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let log = cli::run(op_cli(
+        &cons_home,
+        &["access", "list", "--grant", &dl_id, "--node", cons.url()],
+    ))
+    .await?;
+    let revoked_fetch = cli::run(op_cli(
+        &cons_home,
+        &[
+            "fetch",
+            &dataset_id,
+            "--grant",
+            &second_id,
+            "--out",
+            path_str(&dir.path().join("not-received.csv")),
+            "--node",
+            cons.url(),
+        ],
+    ))
+    .await
+    .err();
+    n.step(
+        "The bank fetches the file from the provider's node under a download grant: end-to-end encrypted, verified, logged",
+        &format!(
+            "A second offer allows downloads, issued automatically; the bank's grant: {dl_id}\n\
+             $ liutong fetch {dataset_id} --grant {dl_id} --out received-shipments.csv\n{}\n\
+             identical to the provider's file: {}\n\
+             The stream was sealed with HPKE to the bank's registered X25519 key and checked chunk by chunk\n\
+             against the on-chain commitment; the provider counted the use on the ledger before sending,\n\
+             and logged the delivery with the bank's signed receipt:\n\
+             $ liutong access list --grant {dl_id}\n{}\n\
+             A fetch under the revoked grant is refused by the provider's node: {}",
+            fetched.text,
+            if same { "yes" } else { "NO" },
+            log.text,
+            refusal_text(revoked_fetch)
         ),
     );
 

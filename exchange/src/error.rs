@@ -29,6 +29,9 @@ pub enum Error {
     Unreachable { url: String, reason: String },
     #[error("evidence does not verify: {0}")]
     BadEvidence(String),
+    /// A delivery, receipt or fetch refused, with its stable code.
+    #[error(transparent)]
+    Refused(#[from] crate::delivery::Refusal),
 }
 
 impl Error {
@@ -45,6 +48,7 @@ impl Error {
             Error::Remote { code, .. } => code,
             Error::Unreachable { .. } => "node.unreachable",
             Error::BadEvidence(_) => "evidence.invalid",
+            Error::Refused(r) => r.code,
         }
     }
 }

@@ -404,7 +404,7 @@ fn read_grant(state: &Overlay<'_>, id: &GrantId) -> Result<GrantRecord, Rejectio
 }
 
 /// The grant `id`, refused unless `key` signs for its provider.
-fn as_provider(state: &Overlay<'_>, key: &PublicKey, id: &GrantId) -> Result<GrantRecord, Rejection> {
+pub(crate) fn provider_grant(state: &Overlay<'_>, key: &PublicKey, id: &GrantId) -> Result<GrantRecord, Rejection> {
     let party = active_signer(state, key)?;
     let grant = read_grant(state, id)?;
     if grant.provider != party.profile.credit_code {
@@ -431,7 +431,7 @@ pub(crate) fn issue(
     purposes: &[String],
     state: &mut Overlay<'_>,
 ) -> Outcome {
-    let mut grant = as_provider(state, signer, &body.grant)?;
+    let mut grant = provider_grant(state, signer, &body.grant)?;
     if grant.status != GrantStatus::Requested {
         return Err(bad_transition(&grant, "issued"));
     }
@@ -470,7 +470,7 @@ pub(crate) fn end(
     state: &mut Overlay<'_>,
 ) -> Outcome {
     check_reason(&body.reason)?;
-    let mut grant = as_provider(state, signer, &body.grant)?;
+    let mut grant = provider_grant(state, signer, &body.grant)?;
     if grant.status != from {
         return Err(bad_transition(&grant, name));
     }
@@ -482,7 +482,7 @@ pub(crate) fn end(
 /// this use now; the count goes up by one. Uses are not history events (a
 /// grant may have thousands): the access log records each one.
 pub(crate) fn record_use(body: UseGrant, signer: &PublicKey, ctx: &BlockContext, state: &mut Overlay<'_>) -> Outcome {
-    let mut grant = as_provider(state, signer, &body.grant)?;
+    let mut grant = provider_grant(state, signer, &body.grant)?;
     if grant.status != GrantStatus::Active {
         return Err(Rejection::new(
             "use.not_active",
@@ -492,6 +492,7 @@ pub(crate) fn record_use(body: UseGrant, signer: &PublicKey, ctx: &BlockContext,
     let request = liutong_policies::Use { action: body.action };
     liutong_policies::evaluate(&grant.terms, &request, ctx.timestamp, grant.uses)
         .map_err(|d| Rejection::new(d.code, d.message))?;
+    crate::access::record_use(state, &body.request, &grant.id, ctx)?;
     grant.uses += 1;
     put_grant(state, &grant);
     Ok(Applied::Committed(to_json(&grant)))

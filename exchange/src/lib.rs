@@ -8,6 +8,7 @@
 //! benchmarks. The ledger below it orders and proves; this crate gives the
 //! transactions meaning.
 
+pub mod access;
 pub mod api;
 pub mod bench;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod delivery;
 pub mod demo;
 mod error;
 pub mod evidence;
+pub mod fetch;
 pub mod genesis;
 pub mod grant_cli;
 pub mod grants;
@@ -26,6 +28,7 @@ pub mod machine;
 pub mod node;
 pub mod notary;
 pub mod party;
+pub mod serve;
 pub mod standards;
 pub mod wire;
 

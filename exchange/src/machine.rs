@@ -2,11 +2,11 @@
 //! deterministic in (state, transaction, block context): followers and
 //! `chain verify` replay it and must reach the same bytes.
 
-use crate::datasets;
 use crate::genesis::Genesis;
 use crate::grants::{self, GrantStatus};
 use crate::notary::{self, Notarization, Notarize};
 use crate::party::*;
+use crate::{access, datasets};
 use borsh::BorshDeserialize;
 use liutong_core::{Canonical, CreditCode, PublicKey};
 use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, SignedTx, StateMachine, TxId};
@@ -32,6 +32,12 @@ pub const CF_GRANTS_BY_DATASET: &str = "grants_by_dataset";
 /// Column family: credit code ‖ grant id → (empty), for the provider, the
 /// requester and every later holder of the grant.
 pub const CF_GRANTS_BY_PARTY: &str = "grants_by_party";
+/// Column family: request digest → borsh [`crate::access::UseRecord`], one per counted use.
+pub const CF_USES: &str = "uses";
+/// Column family: delivery (first request digest) → borsh [`crate::access::AccessRecord`].
+pub const CF_ACCESS_LOG: &str = "access_log";
+/// Column family: the access log's listings by grant, dataset and party (see `access.rs`).
+pub const CF_ACCESS_INDEX: &str = "access_index";
 
 pub const KIND_REGISTER: &str = "party.register";
 pub const KIND_APPROVE: &str = "party.approve";
@@ -52,9 +58,10 @@ pub const KIND_GRANT_REJECT: &str = "grant.reject";
 pub const KIND_GRANT_REVOKE: &str = "grant.revoke";
 pub const KIND_GRANT_TRANSFER: &str = "grant.transfer";
 pub const KIND_GRANT_USE: &str = "grant.use";
+pub const KIND_ACCESS_LOG: &str = "access.log";
 
 /// Every transaction kind this state machine knows.
-pub const KINDS: [&str; 19] = [
+pub const KINDS: [&str; 20] = [
     KIND_REGISTER,
     KIND_APPROVE,
     KIND_REJECT,
@@ -74,6 +81,7 @@ pub const KINDS: [&str; 19] = [
     KIND_GRANT_REVOKE,
     KIND_GRANT_TRANSFER,
     KIND_GRANT_USE,
+    KIND_ACCESS_LOG,
 ];
 
 type Outcome = std::result::Result<Applied, Rejection>;
@@ -106,6 +114,9 @@ impl StateMachine for ExchangeMachine {
             CF_GRANTS,
             CF_GRANTS_BY_DATASET,
             CF_GRANTS_BY_PARTY,
+            CF_USES,
+            CF_ACCESS_LOG,
+            CF_ACCESS_INDEX,
         ]
     }
 
@@ -170,6 +181,10 @@ impl StateMachine for ExchangeMachine {
             }
             KIND_GRANT_TRANSFER => grants::transfer(decode(&t.kind, &t.body)?, &t.signer, id, ctx, state),
             KIND_GRANT_USE => grants::record_use(decode(&t.kind, &t.body)?, &t.signer, ctx, state),
+            KIND_ACCESS_LOG => {
+                let chain = &self.genesis.chain_id;
+                access::log(decode(&t.kind, &t.body)?, &t.signer, chain, id, ctx, state)
+            }
             other => Err(Rejection::new(
                 "tx.unknown_kind",
                 format!("unknown transaction kind {other:?}; known kinds: {}", KINDS.join(", ")),
@@ -523,6 +538,7 @@ pub fn describe_body(kind: &str, body: &[u8]) -> Option<serde_json::Value> {
         KIND_GRANT_REJECT | KIND_GRANT_REVOKE => j::<grants::EndGrant>(body),
         KIND_GRANT_TRANSFER => j::<grants::TransferGrant>(body),
         KIND_GRANT_USE => j::<grants::UseGrant>(body),
+        KIND_ACCESS_LOG => borsh::from_slice::<access::LogAccess>(body).ok().map(|b| b.describe()),
         _ => None,
     }
 }

@@ -7,6 +7,7 @@ use crate::client::Client;
 use crate::genesis::Genesis;
 use crate::home::Home;
 use crate::machine::ExchangeMachine;
+use crate::serve::Provider;
 use crate::{Error, Result};
 use liutong_ledger::{CheckedTx, Ledger, Ordering, Receipt, Solo};
 use std::net::SocketAddr;
@@ -93,6 +94,8 @@ pub struct NodeConfig {
     pub home: Home,
     pub listen: SocketAddr,
     pub follow: Option<String>,
+    /// How long the delivery service waits for a consumer's receipt.
+    pub receipt_timeout: Duration,
 }
 
 /// A started node. Dropping it does not stop it; call [`RunningNode::stop`].
@@ -196,6 +199,20 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
     let (shutdown, mut stop_rx) = watch::channel(false);
+    let provider = if home.has_identity() {
+        let (home, timeout, skew) = (
+            home.clone(),
+            config.receipt_timeout,
+            genesis.ledger_genesis().params.max_clock_skew_ms,
+        );
+        Some(Arc::new(
+            tokio::task::spawn_blocking(move || Provider::open(home, timeout, skew))
+                .await
+                .map_err(|e| Error::Io(format!("opening the delivery service: {e}")))??,
+        ))
+    } else {
+        None
+    };
     let state = Arc::new(AppState {
         ledger: ledger.clone(),
         ordering,
@@ -205,7 +222,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
             NodeRole::Orderer => None,
         },
         stopping: shutdown.subscribe(),
+        provider: provider.clone(),
     });
+    let _reaper = provider.map(|p| tokio::spawn(p.reap(state.clone())));
     let app = api::router(state);
     let mut server_stop = shutdown.subscribe();
     let server = tokio::spawn(async move {

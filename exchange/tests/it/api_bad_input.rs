@@ -330,6 +330,10 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/grants/{id}/odrl",
         "/v1/catalog/dcat",
         "/v1/policies/odrl",
+        "/v1/deliveries",
+        "/v1/deliveries/receipts",
+        "/v1/access-log",
+        "/v1/access-log/{request}",
         "/v1/openapi.json",
     ];
     assert_eq!(documented, served.into_iter().collect());
@@ -343,6 +347,7 @@ async fn openapi_documents_every_route_the_server_serves() {
             .replace("{tx_id}", &"0".repeat(64))
             .replace("{height}", "1")
             .replace("{digest}", &"0".repeat(64))
+            .replace("{request}", &"0".repeat(64))
             .replace("{credit_code}", OPERATOR)
             .replace("{public_key}", &net.operator.signing.public_key().to_string());
         let resp = reqwest::get(format!("{}{concrete}", net.node.url))

@@ -38,6 +38,7 @@ pub async fn orderer() -> Net {
         home: home.clone(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         follow: None,
+        receipt_timeout: liutong_exchange::serve::DEFAULT_RECEIPT_TIMEOUT,
     })
     .await
     .expect("orderer starts");

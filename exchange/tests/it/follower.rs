@@ -17,6 +17,7 @@ async fn follower_copies_forwards_and_proves() {
         home: home.clone(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         follow: Some(net.node.url.clone()),
+        receipt_timeout: liutong_exchange::serve::DEFAULT_RECEIPT_TIMEOUT,
     })
     .await
     .expect("follower starts");
@@ -58,6 +59,7 @@ async fn follower_copies_forwards_and_proves() {
         home: home.clone(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         follow: Some(net.node.url.clone()),
+        receipt_timeout: liutong_exchange::serve::DEFAULT_RECEIPT_TIMEOUT,
     })
     .await
     .expect("restarts");

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod crash;
 mod datasets;
+mod delivery;
 mod evidence;
 mod follower;
 mod grants;

@@ -1,0 +1,424 @@
+//! The on-chain access log: one entry per delivery, written by the
+//! provider's node, with the consumer's signed request inside and, when it
+//! came back in time, the consumer's signed receipt.
+//!
+//! An entry is `acknowledged` (the consumer verified the content and signed
+//! for it), `disputed` (the consumer signed that the content did not match
+//! the commitment) or `unacknowledged` (no receipt came within the
+//! provider's receipt timeout: the provider's word alone). The state machine
+//! checks every signature inside and that the delivery's use was counted
+//! (`grant.use` with the same request digest), and writes at most one entry
+//! per delivery.
+
+use crate::datasets::{version_key, DatasetVersion};
+use crate::delivery::{SignedReceipt, SignedRequest, Verdict, MAX_RECEIPT_REASON};
+use crate::grants::GrantId;
+use crate::machine::{read, to_json, CF_ACCESS_INDEX, CF_ACCESS_LOG, CF_DATASET_VERSIONS, CF_PARTY_KEYS, CF_USES};
+use crate::party::KeyBinding;
+use borsh::{BorshDeserialize, BorshSerialize};
+use liutong_catalog::DatasetId;
+use liutong_core::{CreditCode, Digest, PublicKey, Timestamp};
+use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, Store, TxId};
+use serde::{Deserialize, Serialize};
+
+/// `access.log`: what the provider's node submits when a delivery ends.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct LogAccess {
+    /// The consumer's first signed request of the delivery.
+    pub request: SignedRequest,
+    /// Plaintext bytes served (over every resumption).
+    pub bytes: u64,
+    /// When serving started, at the provider's clock.
+    pub served_at: Timestamp,
+    /// The consumer's receipt, if one came back in time.
+    pub receipt: Option<SignedReceipt>,
+}
+
+impl LogAccess {
+    /// The body as JSON, for transaction views.
+    pub fn describe(&self) -> serde_json::Value {
+        let r = &self.request.request;
+        serde_json::json!({
+            "request": self.request.digest(),
+            "grant": r.grant,
+            "dataset": r.dataset,
+            "version": r.version,
+            "action": r.action.as_str(),
+            "consumer_key": self.request.signer,
+            "bytes": self.bytes,
+            "served_at": self.served_at,
+            "receipt": self.receipt.as_ref().map(|s| serde_json::json!({
+                "verdict": s.receipt.verdict,
+                "content": s.receipt.content,
+                "bytes": s.receipt.bytes,
+                "time": s.receipt.time,
+                "reason": s.receipt.reason,
+                "signer": s.signer,
+            })),
+        })
+    }
+}
+
+/// What a counted use served, keyed by the request's digest.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct UseRecord {
+    pub grant: GrantId,
+    pub height: u64,
+    pub timestamp: Timestamp,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = true)]
+pub enum AccessOutcome {
+    Acknowledged = 0,
+    Disputed = 1,
+    Unacknowledged = 2,
+}
+
+impl AccessOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessOutcome::Acknowledged => "acknowledged",
+            AccessOutcome::Disputed => "disputed",
+            AccessOutcome::Unacknowledged => "unacknowledged",
+        }
+    }
+}
+
+/// The consumer's receipt as an entry shows it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReceiptEntry {
+    /// verified or refused.
+    pub verdict: String,
+    #[schema(value_type = String)]
+    pub content: Digest,
+    pub bytes: u64,
+    pub time: Timestamp,
+    pub reason: String,
+    #[schema(value_type = String)]
+    pub signer: PublicKey,
+}
+
+/// One access-log entry as stored and served.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AccessRecord {
+    /// The delivery's identity: the digest of the consumer's first signed request.
+    #[schema(value_type = String)]
+    pub request: Digest,
+    #[schema(value_type = String)]
+    pub grant: GrantId,
+    #[schema(value_type = String)]
+    pub dataset: DatasetId,
+    pub version: u32,
+    pub action: String,
+    #[schema(value_type = String)]
+    pub provider: CreditCode,
+    #[schema(value_type = String)]
+    pub consumer: CreditCode,
+    /// The committed content of the version served (its chunk root).
+    #[schema(value_type = String)]
+    pub result: Digest,
+    pub bytes: u64,
+    /// When serving started (provider's clock).
+    pub served_at: Timestamp,
+    pub outcome: AccessOutcome,
+    pub receipt: Option<ReceiptEntry>,
+    /// The entry's transaction, block and block time.
+    #[schema(value_type = String)]
+    pub tx_id: TxId,
+    pub height: u64,
+    pub logged_at: Timestamp,
+}
+
+fn bad(code: &str, message: impl Into<String>) -> Rejection {
+    Rejection::new(code, message.into())
+}
+
+/// Index keys: a tag, what the entry is listed under, the height (u64 BE),
+/// then the request digest, so each listing comes oldest first.
+fn index_key(tag: u8, under: &[u8], height: u64, request: &Digest) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(under);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(request.as_bytes());
+    k
+}
+
+/// The prefix of a listing (see [`index_key`]).
+pub fn listing_prefix(by: &AccessQuery) -> Vec<u8> {
+    let (tag, under): (u8, Vec<u8>) = match by {
+        AccessQuery::Grant(g) => (b'g', g.0.to_vec()),
+        AccessQuery::Dataset(d) => (b'd', d.0.to_vec()),
+        AccessQuery::Party(p) => (b'p', p.as_str().as_bytes().to_vec()),
+    };
+    let mut k = vec![tag];
+    k.extend(under);
+    k
+}
+
+/// What an access-log listing is for.
+#[derive(Clone, Debug)]
+pub enum AccessQuery {
+    Grant(GrantId),
+    Dataset(DatasetId),
+    /// As provider or consumer.
+    Party(CreditCode),
+}
+
+/// `grant.use` bookkeeping: remembers which grant a request's use was
+/// counted on, so the access log can require it and no request counts twice.
+pub(crate) fn record_use(
+    state: &mut Overlay<'_>,
+    request: &Digest,
+    grant: &GrantId,
+    ctx: &BlockContext,
+) -> Result<(), Rejection> {
+    if state
+        .get(CF_USES, request.as_bytes())
+        .map_err(crate::machine::store_error)?
+        .is_some()
+    {
+        return Err(bad(
+            "use.duplicate",
+            format!("a use was already counted for request {request}"),
+        ));
+    }
+    let record = UseRecord {
+        grant: *grant,
+        height: ctx.height,
+        timestamp: ctx.timestamp,
+    };
+    state.put(
+        CF_USES,
+        request.as_bytes().to_vec(),
+        borsh::to_vec(&record).expect("borsh into a Vec cannot fail"),
+    );
+    Ok(())
+}
+
+/// `access.log`: only the grant's provider, only for a counted use, once.
+pub(crate) fn log(
+    body: LogAccess,
+    signer: &PublicKey,
+    chain_id: &str,
+    id: &TxId,
+    ctx: &BlockContext,
+    state: &mut Overlay<'_>,
+) -> Result<Applied, Rejection> {
+    let r = &body.request.request;
+    let grant = crate::grants::provider_grant(state, signer, &r.grant)?;
+    body.request
+        .verify()
+        .map_err(|e| bad("access.bad_request", format!("the consumer's request: {e}")))?;
+    if r.chain_id != chain_id {
+        return Err(bad(
+            "access.bad_request",
+            format!("the request is for chain {:?}", r.chain_id),
+        ));
+    }
+    if r.resumes.is_some() {
+        return Err(bad(
+            "access.bad_request",
+            "an entry names the delivery's first request, not a resumption",
+        ));
+    }
+    let digest = body.request.digest();
+    let used: UseRecord = read(state, CF_USES, digest.as_bytes())?.ok_or_else(|| {
+        bad(
+            "access.no_use",
+            format!("no use was counted for request {digest}; a delivery starts with grant.use"),
+        )
+    })?;
+    if used.grant != r.grant || r.dataset != grant.dataset {
+        return Err(bad(
+            "access.bad_request",
+            format!("request {digest} was counted on grant {}, not {}", used.grant, r.grant),
+        ));
+    }
+    if state
+        .get(CF_ACCESS_LOG, digest.as_bytes())
+        .map_err(crate::machine::store_error)?
+        .is_some()
+    {
+        return Err(bad(
+            "access.duplicate",
+            format!("delivery {digest} is already in the access log"),
+        ));
+    }
+    let version: DatasetVersion =
+        read(state, CF_DATASET_VERSIONS, &version_key(&r.dataset, r.version))?.ok_or_else(|| {
+            bad(
+                "access.bad_request",
+                format!("dataset {} has no version {}", r.dataset, r.version),
+            )
+        })?;
+    let commitment = &version.description.commitment;
+    if body.bytes > commitment.size {
+        return Err(bad(
+            "access.bad_entry",
+            format!("{} bytes served of a {}-byte version", body.bytes, commitment.size),
+        ));
+    }
+    let binding: KeyBinding = read(state, CF_PARTY_KEYS, body.request.signer.as_bytes())?
+        .ok_or_else(|| bad("access.bad_request", "the request's signer belongs to no party"))?;
+    let (outcome, receipt) = match &body.receipt {
+        None => (AccessOutcome::Unacknowledged, None),
+        Some(sr) => {
+            let rc = &sr.receipt;
+            sr.verify()
+                .map_err(|e| bad("access.bad_receipt", format!("the consumer's receipt: {e}")))?;
+            if sr.signer != body.request.signer {
+                return Err(bad(
+                    "access.bad_receipt",
+                    "the receipt is not signed by the key that asked",
+                ));
+            }
+            if rc.request != digest {
+                return Err(bad(
+                    "access.bad_receipt",
+                    format!("the receipt is for delivery {}", rc.request),
+                ));
+            }
+            if rc.reason.len() > MAX_RECEIPT_REASON || rc.reason.chars().any(char::is_control) {
+                return Err(bad(
+                    "access.bad_receipt",
+                    format!("a receipt's reason is at most {MAX_RECEIPT_REASON} bytes without control characters"),
+                ));
+            }
+            let outcome = match rc.verdict {
+                Verdict::Verified => {
+                    if rc.content != commitment.chunk_root || rc.bytes != commitment.size {
+                        return Err(bad(
+                            "access.bad_receipt",
+                            "a verified receipt must name the committed content and its full size",
+                        ));
+                    }
+                    AccessOutcome::Acknowledged
+                }
+                Verdict::Refused => AccessOutcome::Disputed,
+            };
+            let entry = ReceiptEntry {
+                verdict: match rc.verdict {
+                    Verdict::Verified => "verified",
+                    Verdict::Refused => "refused",
+                }
+                .into(),
+                content: rc.content,
+                bytes: rc.bytes,
+                time: rc.time,
+                reason: rc.reason.clone(),
+                signer: sr.signer,
+            };
+            (outcome, Some(entry))
+        }
+    };
+    let record = AccessRecord {
+        request: digest,
+        grant: r.grant,
+        dataset: r.dataset,
+        version: r.version,
+        action: r.action.as_str().into(),
+        provider: grant.provider.clone(),
+        consumer: binding.party.clone(),
+        result: commitment.chunk_root,
+        bytes: body.bytes,
+        served_at: body.served_at,
+        outcome,
+        receipt,
+        tx_id: *id,
+        height: ctx.height,
+        logged_at: ctx.timestamp,
+    };
+    state.put(
+        CF_ACCESS_LOG,
+        digest.as_bytes().to_vec(),
+        borsh::to_vec(&record).expect("borsh into a Vec cannot fail"),
+    );
+    let mut keys = vec![
+        index_key(b'g', &r.grant.0, ctx.height, &digest),
+        index_key(b'd', &r.dataset.0, ctx.height, &digest),
+        index_key(b'p', grant.provider.as_str().as_bytes(), ctx.height, &digest),
+    ];
+    if binding.party != grant.provider {
+        keys.push(index_key(b'p', binding.party.as_str().as_bytes(), ctx.height, &digest));
+    }
+    for k in keys {
+        state.put(CF_ACCESS_INDEX, k, Vec::new());
+    }
+    Ok(Applied::Committed(to_json(&record)))
+}
+
+/// One entry by delivery (first request digest), from committed state.
+pub fn entry(store: &Store, request: &Digest) -> crate::Result<Option<AccessRecord>> {
+    match store.get(CF_ACCESS_LOG, request.as_bytes())? {
+        None => Ok(None),
+        Some(b) => Ok(Some(decode(&b)?)),
+    }
+}
+
+/// Whether a use was counted for this request digest, from committed state.
+pub fn use_of(store: &Store, request: &Digest) -> crate::Result<Option<UseRecord>> {
+    match store.get(CF_USES, request.as_bytes())? {
+        None => Ok(None),
+        Some(b) => Ok(Some(decode(&b)?)),
+    }
+}
+
+/// Most entries in one listing page.
+pub const MAX_PAGE: usize = 1000;
+
+/// A page of a listing, oldest first, after `cursor` (a previous page's `next`).
+pub fn list(store: &Store, by: &AccessQuery, cursor: Option<&[u8]>, limit: usize) -> crate::Result<AccessPage> {
+    let prefix = listing_prefix(by);
+    let limit = limit.clamp(1, MAX_PAGE);
+    let start = match cursor {
+        Some(c) => {
+            let mut s = prefix.clone();
+            s.extend_from_slice(c);
+            s.push(0);
+            s
+        }
+        None => prefix.clone(),
+    };
+    let rows = store.scan_from(CF_ACCESS_INDEX, &start, limit + 1)?;
+    let mut entries = Vec::new();
+    let (mut last, mut more) = (None, false);
+    for (k, _) in rows {
+        let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
+            break;
+        };
+        if entries.len() == limit {
+            more = true;
+            break;
+        }
+        let digest = rest
+            .get(8..40)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Digest)
+            .ok_or_else(corrupt)?;
+        entries.push(entry(store, &digest)?.ok_or_else(corrupt)?);
+        last = Some(hex::encode(rest));
+    }
+    Ok(AccessPage {
+        entries,
+        next: if more { last } else { None },
+    })
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AccessPage {
+    pub entries: Vec<AccessRecord>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+fn corrupt() -> crate::Error {
+    crate::Error::Ledger(liutong_ledger::Error::Corrupt("access log: unreadable entry".into()))
+}
+
+fn decode<T: BorshDeserialize>(bytes: &[u8]) -> crate::Result<T> {
+    borsh::from_slice(bytes).map_err(|_| corrupt())
+}

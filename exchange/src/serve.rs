@@ -1,0 +1,587 @@
+//! The provider's delivery service, run by a node whose home holds a party
+//! identity: it authorizes signed delivery requests on its own copy of the
+//! ledger, counts the use on the ledger before serving, streams the file
+//! sealed to the consumer's registered key in constant memory, and writes
+//! one access-log entry per delivery: with the consumer's receipt, or
+//! unacknowledged once the receipt timeout passes.
+//!
+//! Open deliveries (use counted, not yet logged) are kept in
+//! `HOME/deliveries/`, one small file each, so a restarted node still takes
+//! up resumptions and receipts and still logs what it served.
+
+use crate::access::{self, LogAccess};
+use crate::api::{submit_own, AppState};
+use crate::delivery::{
+    authorize, frame, DeliveryHeader, NonceWindow, Refusal, SignedReceipt, SignedRequest, STREAM_MAGIC,
+};
+use crate::grants::{self, UseGrant};
+use crate::home::{write_atomically, Home, Identity, SourceFile};
+use crate::machine::{CF_PARTIES, CF_PARTY_KEYS, KIND_ACCESS_LOG, KIND_GRANT_USE};
+use crate::party::{KeyBinding, Party, PartyStatus};
+use crate::{Error, Result};
+use axum::body::Bytes;
+use liutong_catalog::{chunk_hashes, Commitment, DatasetId};
+use liutong_core::{encode_canonical, now_ms, Canonical, Digest, Timestamp};
+use liutong_ledger::Ledger;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Default time a provider waits for a receipt after a delivery's last stream ended.
+pub const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Sealed frames in flight between the file reader and the connection.
+const IN_FLIGHT: usize = 4;
+const PENDING_FORMAT: &str = "liutong-delivery/1";
+
+/// A delivery whose use was counted and whose access-log entry is not written yet.
+#[derive(Clone, Debug)]
+struct Pending {
+    first: SignedRequest,
+    served_at: Timestamp,
+    /// Highest plaintext offset served, over every resumption.
+    bytes: u64,
+    /// Streams of this delivery being served now.
+    active: u32,
+    /// When the last stream ended (or the delivery started).
+    idle_since: Timestamp,
+    /// An access-log entry is being submitted.
+    logging: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingFile {
+    format: String,
+    /// The first signed request, borsh, hex.
+    request: String,
+    served_at: Timestamp,
+    bytes: u64,
+    idle_since: Timestamp,
+}
+
+/// What the node needs to serve deliveries.
+pub struct Provider {
+    home: Home,
+    identity: Identity,
+    receipt_timeout: Duration,
+    nonces: Mutex<NonceWindow>,
+    pending: Mutex<HashMap<Digest, Pending>>,
+}
+
+impl Provider {
+    /// The service of a home with an identity; open deliveries left by an
+    /// earlier run are loaded.
+    pub fn open(home: Home, receipt_timeout: Duration, skew_ms: u64) -> Result<Provider> {
+        let identity = home.identity()?;
+        let provider = Provider {
+            home,
+            identity,
+            receipt_timeout,
+            nonces: Mutex::new(NonceWindow::new(skew_ms)),
+            pending: Mutex::new(HashMap::new()),
+        };
+        provider.load_pending()?;
+        Ok(provider)
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.home.dir().join("deliveries")
+    }
+
+    fn pending_path(&self, delivery: &Digest) -> PathBuf {
+        self.dir().join(format!("{delivery}.json"))
+    }
+
+    fn load_pending(&self) -> Result<()> {
+        let dir = self.dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::Home(format!("cannot read {}: {e}", dir.display()))),
+        };
+        let mut pending = lock(&self.pending);
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            match read_pending(&path) {
+                Ok(p) => {
+                    pending.insert(p.first.digest(), p);
+                }
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable open delivery"),
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self, p: &Pending) -> Result<()> {
+        let file = PendingFile {
+            format: PENDING_FORMAT.into(),
+            request: hex::encode(p.first.to_bytes()),
+            served_at: p.served_at,
+            bytes: p.bytes,
+            idle_since: p.idle_since,
+        };
+        std::fs::create_dir_all(self.dir()).map_err(|e| Error::Io(format!("{}: {e}", self.dir().display())))?;
+        let text = serde_json::to_string_pretty(&file).map_err(|e| Error::Io(e.to_string()))?;
+        write_atomically(&self.pending_path(&p.first.digest()), text.as_bytes(), false)
+    }
+
+    fn forget(&self, delivery: &Digest) {
+        lock(&self.pending).remove(delivery);
+        let _ = std::fs::remove_file(self.pending_path(delivery));
+    }
+
+    /// Checks a request and, for a new delivery, counts its use on the
+    /// ledger; answers the stream to send.
+    pub async fn start(self: &Arc<Self>, app: &Arc<AppState>, signed: SignedRequest) -> Result<Delivery> {
+        let (ledger, chain_id) = (&app.ledger, app.genesis.chain_id.as_str());
+        let now = now_ms();
+        let r = signed.request.clone();
+        let store = ledger.store();
+        let grant = match grants::grant(store, &r.grant) {
+            Ok(g) => g,
+            Err(Error::Ledger(liutong_ledger::Error::NotFound(_))) => {
+                return Err(Refusal::new("delivery.unknown_grant", format!("no grant {}", r.grant)).into())
+            }
+            Err(e) => return Err(e),
+        };
+        let me = self.identity.signing.public_key();
+        let mine = read_binding(ledger, me.as_bytes())?;
+        if mine.as_ref().map(|b| (&b.party, b.current)) != Some((&grant.provider, true)) {
+            return Err(Refusal::new(
+                "delivery.not_here",
+                format!(
+                    "grant {} is served by its provider {}'s node; this node signs for {}",
+                    grant.id,
+                    grant.provider,
+                    mine.map_or_else(|| "no registered party".to_string(), |b| b.party.to_string())
+                ),
+            )
+            .into());
+        }
+        let holder = read_party(ledger, &grant.holder)?;
+        let holder_key = read_binding(ledger, signed.signer.as_bytes())?
+            .is_some_and(|b| b.current && b.party == grant.holder)
+            && holder.status == PartyStatus::Active;
+        let dataset = crate::datasets::dataset(store, &r.dataset);
+        let versions = match (&dataset, r.dataset == grant.dataset) {
+            (Ok(d), _) => d.version,
+            (Err(_), false) => 0,
+            (Err(e), true) => return Err(Error::Io(format!("the grant's dataset is unreadable: {e}"))),
+        };
+        authorize(&signed, chain_id, &grant, holder_key, versions, now)?;
+        lock(&self.nonces).admit(signed.signer, r.nonce, r.timestamp, now)?;
+        let version = crate::datasets::version(store, &r.dataset, r.version)?;
+        let commitment = version.description.commitment.clone();
+        if r.from_chunk > commitment.chunks() {
+            return Err(Refusal::new(
+                "delivery.bad_range",
+                format!("from chunk {} of {}", r.from_chunk, commitment.chunks()),
+            )
+            .into());
+        }
+        let source = self.source(&r.dataset, r.version)?;
+        let hashes = {
+            let (home, source, commitment, dataset, v) = (
+                self.home.clone(),
+                source.clone(),
+                commitment.clone(),
+                r.dataset,
+                r.version,
+            );
+            tokio::task::spawn_blocking(move || hash_list(&home, &dataset, v, &source, &commitment))
+                .await
+                .map_err(|e| Error::Io(format!("hashing the source: {e}")))??
+        };
+        let delivery = match r.resumes {
+            None => {
+                let digest = signed.digest();
+                let body = UseGrant {
+                    grant: grant.id,
+                    action: r.action,
+                    request: digest,
+                };
+                let tx = crate::client::sign_tx(chain_id, KIND_GRANT_USE, &body, &self.identity.signing);
+                submit_own(app, tx.canonical_bytes()).await?;
+                let p = Pending {
+                    first: signed.clone(),
+                    served_at: now,
+                    bytes: 0,
+                    active: 0,
+                    idle_since: now,
+                    logging: false,
+                };
+                self.save(&p)?;
+                lock(&self.pending).insert(digest, p);
+                digest
+            }
+            Some(first) => {
+                let open = lock(&self.pending).get(&first).map(|p| p.first.clone());
+                let Some(first_request) = open else {
+                    let logged = access::entry(store, &first)?;
+                    return Err(match logged {
+                        Some(e) => Refusal::new(
+                            "delivery.closed",
+                            format!(
+                                "delivery {first} is already in the access log ({}); start a new one",
+                                e.outcome.as_str()
+                            ),
+                        ),
+                        None => Refusal::new("delivery.unknown", format!("this node has no open delivery {first}")),
+                    }
+                    .into());
+                };
+                let f = &first_request.request;
+                if f.grant != r.grant
+                    || f.dataset != r.dataset
+                    || f.version != r.version
+                    || f.action != r.action
+                    || first_request.signer != signed.signer
+                {
+                    return Err(Refusal::new(
+                        "delivery.resume_mismatch",
+                        format!("delivery {first} was for another grant, dataset, version, action or key"),
+                    )
+                    .into());
+                }
+                first
+            }
+        };
+        if let Some(p) = lock(&self.pending).get_mut(&delivery) {
+            p.active += 1;
+        }
+        Ok(Delivery {
+            provider: self.clone(),
+            delivery,
+            request: signed.digest(),
+            recipient: holder.profile.encryption_key,
+            source,
+            commitment,
+            hashes,
+            from_chunk: r.from_chunk,
+        })
+    }
+
+    fn source(&self, dataset: &DatasetId, version: u32) -> Result<SourceFile> {
+        self.home
+            .sources()?
+            .datasets
+            .get(&dataset.to_string())
+            .and_then(|v| v.get(&version))
+            .cloned()
+            .ok_or_else(|| {
+                Refusal::new(
+                    "delivery.source_missing",
+                    format!("this node has no file for dataset {dataset} version {version}"),
+                )
+                .into()
+            })
+    }
+
+    /// Called as a stream ends, however it ends.
+    fn stream_ended(&self, delivery: &Digest, served_to: u64) {
+        let snapshot = {
+            let mut pending = lock(&self.pending);
+            let Some(p) = pending.get_mut(delivery) else { return };
+            p.active = p.active.saturating_sub(1);
+            p.bytes = p.bytes.max(served_to);
+            p.idle_since = now_ms();
+            p.clone()
+        };
+        if let Err(e) = self.save(&snapshot) {
+            tracing::warn!(error = %e, "cannot save an open delivery");
+        }
+    }
+
+    fn progress(&self, delivery: &Digest, served_to: u64) {
+        if let Some(p) = lock(&self.pending).get_mut(delivery) {
+            p.bytes = p.bytes.max(served_to);
+        }
+    }
+
+    /// Takes a consumer's receipt: checks it against the open delivery and
+    /// logs the delivery with it. Answers the committed access-log entry.
+    pub async fn receipt(&self, app: &Arc<AppState>, receipt: SignedReceipt) -> Result<serde_json::Value> {
+        let delivery = receipt.receipt.request;
+        let first = {
+            let mut pending = lock(&self.pending);
+            match pending.get_mut(&delivery) {
+                Some(p) if !p.logging => {
+                    if p.first.signer != receipt.signer {
+                        return Err(Refusal::new(
+                            "receipt.wrong_signer",
+                            "the receipt is not signed by the key that asked for the delivery",
+                        )
+                        .into());
+                    }
+                    receipt.verify()?;
+                    p.logging = true;
+                    p.clone()
+                }
+                Some(_) => {
+                    return Err(Refusal::new("receipt.late", format!("delivery {delivery} is being logged")).into())
+                }
+                None => {
+                    return Err(Refusal::new(
+                        "receipt.unknown_delivery",
+                        format!("this node has no open delivery {delivery} (logged already, or never started)"),
+                    )
+                    .into())
+                }
+            }
+        };
+        let result = self.log(app, &first, Some(receipt)).await;
+        self.logged(&delivery, &result);
+        result
+    }
+
+    async fn log(&self, app: &Arc<AppState>, p: &Pending, receipt: Option<SignedReceipt>) -> Result<serde_json::Value> {
+        let body = LogAccess {
+            request: p.first.clone(),
+            bytes: p.bytes,
+            served_at: p.served_at,
+            receipt,
+        };
+        let tx = crate::client::sign_tx(&app.genesis.chain_id, KIND_ACCESS_LOG, &body, &self.identity.signing);
+        submit_own(app, tx.canonical_bytes()).await
+    }
+
+    /// After an access-log submission: forget the delivery once it is in
+    /// the log (or can never be), otherwise try again later.
+    fn logged(&self, delivery: &Digest, result: &Result<serde_json::Value>) {
+        match result {
+            Ok(_) => self.forget(delivery),
+            Err(e) if e.code() == "access.duplicate" || e.code() == "access.no_use" => {
+                tracing::warn!(%delivery, code = e.code(), "dropping an open delivery the ledger will not log");
+                self.forget(delivery);
+            }
+            Err(e) => {
+                tracing::warn!(%delivery, code = e.code(), error = %e, "access-log entry not written; will retry");
+                if let Some(p) = lock(&self.pending).get_mut(delivery) {
+                    p.logging = false;
+                }
+            }
+        }
+    }
+
+    /// Logs, as unacknowledged, every open delivery idle for longer than the
+    /// receipt timeout. Runs until the node stops.
+    pub async fn reap(self: Arc<Self>, app: Arc<AppState>) {
+        let mut stop = app.stopping.clone();
+        let tick = (self.receipt_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let now = now_ms();
+            let due: Vec<Pending> = {
+                let mut pending = lock(&self.pending);
+                pending
+                    .values_mut()
+                    .filter(|p| {
+                        !p.logging
+                            && p.active == 0
+                            && now.saturating_sub(p.idle_since) >= self.receipt_timeout.as_millis() as u64
+                    })
+                    .map(|p| {
+                        p.logging = true;
+                        p.clone()
+                    })
+                    .collect()
+            };
+            for p in due {
+                let result = self.log(&app, &p, None).await;
+                self.logged(&p.first.digest(), &result);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read_pending(path: &Path) -> Result<Pending> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let f: PendingFile =
+        serde_json::from_str(&text).map_err(|e| Error::Home(format!("{} is malformed: {e}", path.display())))?;
+    if f.format != PENDING_FORMAT {
+        return Err(Error::Home(format!("{} has format {:?}", path.display(), f.format)));
+    }
+    let bytes = hex::decode(&f.request).map_err(|e| Error::Home(format!("{}: {e}", path.display())))?;
+    Ok(Pending {
+        first: SignedRequest::from_bytes(&bytes)?,
+        served_at: f.served_at,
+        bytes: f.bytes,
+        active: 0,
+        idle_since: f.idle_since,
+        logging: false,
+    })
+}
+
+fn read_binding(ledger: &Ledger, key: &[u8]) -> Result<Option<KeyBinding>> {
+    match ledger.store().get(CF_PARTY_KEYS, key)? {
+        None => Ok(None),
+        Some(b) => Ok(Some(borsh::from_slice(&b).map_err(|_| corrupt("party_keys"))?)),
+    }
+}
+
+fn read_party(ledger: &Ledger, code: &liutong_core::CreditCode) -> Result<Party> {
+    let b = ledger
+        .store()
+        .get(CF_PARTIES, code.as_str().as_bytes())?
+        .ok_or_else(|| corrupt("parties"))?;
+    borsh::from_slice(&b).map_err(|_| corrupt("parties"))
+}
+
+fn corrupt(cf: &str) -> Error {
+    Error::Ledger(liutong_ledger::Error::Corrupt(format!("{cf}: unreadable entry")))
+}
+
+/// The chunk hash list of a source file: from the cache in the home when
+/// the file's size and modification time are the ones it was made for,
+/// otherwise by reading the file again. Either way its root must be the
+/// committed one, or the provider refuses to serve (`delivery.source_changed`).
+fn hash_list(
+    home: &Home,
+    dataset: &DatasetId,
+    version: u32,
+    source: &SourceFile,
+    commitment: &Commitment,
+) -> Result<Vec<Digest>> {
+    let changed = |why: String| -> Error {
+        Refusal::new(
+            "delivery.source_changed",
+            format!(
+                "{} no longer matches dataset {dataset} version {version} as registered ({why}); register it as a new version",
+                source.path.display()
+            ),
+        )
+        .into()
+    };
+    let meta = std::fs::metadata(&source.path).map_err(|e| changed(e.to_string()))?;
+    if meta.len() != commitment.size {
+        return Err(changed(format!("{} bytes, not {}", meta.len(), commitment.size)));
+    }
+    let stamp = modified_ns(&meta);
+    let cache = home.dir().join("chunks").join(format!("{dataset}-{version}.hashes"));
+    if let Ok(bytes) = std::fs::read(&cache) {
+        if let Some(hashes) = parse_cache(&bytes, stamp, meta.len()) {
+            if liutong_catalog::chunk_root(&hashes) == commitment.chunk_root {
+                return Ok(hashes);
+            }
+        }
+    }
+    let file = std::fs::File::open(&source.path).map_err(|e| changed(e.to_string()))?;
+    let (hashes, c) = chunk_hashes(std::io::BufReader::with_capacity(1 << 20, file), commitment.chunk_size)?;
+    if c.chunk_root != commitment.chunk_root {
+        return Err(changed("its content differs".into()));
+    }
+    let mut out = Vec::with_capacity(16 + hashes.len() * 32);
+    out.extend(stamp.to_be_bytes());
+    out.extend(meta.len().to_be_bytes());
+    for h in &hashes {
+        out.extend_from_slice(h.as_bytes());
+    }
+    std::fs::create_dir_all(cache.parent().unwrap_or(home.dir())).map_err(|e| Error::Io(e.to_string()))?;
+    write_atomically(&cache, &out, false)?;
+    Ok(hashes)
+}
+
+fn modified_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn parse_cache(bytes: &[u8], stamp: u64, size: u64) -> Option<Vec<Digest>> {
+    let (head, rest) = bytes.split_at_checked(16)?;
+    if head[..8] != stamp.to_be_bytes() || head[8..] != size.to_be_bytes() || !rest.len().is_multiple_of(32) {
+        return None;
+    }
+    Some(
+        rest.chunks_exact(32)
+            .map(|c| Digest(c.try_into().expect("32-byte chunks")))
+            .collect(),
+    )
+}
+
+/// One authorized stream, ready to send.
+pub struct Delivery {
+    provider: Arc<Provider>,
+    delivery: Digest,
+    request: Digest,
+    recipient: liutong_core::EncryptionPublicKey,
+    source: SourceFile,
+    commitment: Commitment,
+    hashes: Vec<Digest>,
+    from_chunk: u64,
+}
+
+impl Delivery {
+    /// The stream: the clear header, then sealed frames, produced on a
+    /// blocking thread a few frames ahead of the connection. A consumer that
+    /// goes away stops the reader.
+    pub fn into_stream(self) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>> {
+        let (sealer, encapped) = liutong_core::stream::Sealer::new(&self.recipient, &self.request)?;
+        let header = DeliveryHeader {
+            request: self.request,
+            encapped_key: encapped,
+            size: self.commitment.size,
+            chunk_size: self.commitment.chunk_size,
+            from_chunk: self.from_chunk,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+        let mut head = STREAM_MAGIC.to_vec();
+        head.extend(encode_canonical(&header));
+        tokio::task::spawn_blocking(move || {
+            let served = self.send_frames(&sealer, head, &tx);
+            if let Err(e) = &served {
+                tracing::warn!(delivery = %self.delivery, error = %e, "delivery stream ended early");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+            self.provider.stream_ended(&self.delivery, served.unwrap_or(0));
+        });
+        Ok(rx)
+    }
+
+    /// Sends every frame; answers the plaintext offset served to.
+    fn send_frames(
+        &self,
+        sealer: &liutong_core::stream::Sealer,
+        head: Vec<u8>,
+        tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    ) -> Result<u64> {
+        let gone = || Error::Io("the consumer went away".into());
+        tx.blocking_send(Ok(Bytes::from(head))).map_err(|_| gone())?;
+        let chunks = self.commitment.chunks();
+        let cs = u64::from(self.commitment.chunk_size);
+        let list: Vec<u8> = self.hashes.iter().flat_map(|h| h.as_bytes().to_vec()).collect();
+        let only = self.from_chunk == chunks;
+        tx.blocking_send(Ok(Bytes::from(frame(&sealer.seal(0, only, &list)?))))
+            .map_err(|_| gone())?;
+        let mut file = std::fs::File::open(&self.source.path).map_err(|e| Error::Io(e.to_string()))?;
+        file.seek(SeekFrom::Start(self.from_chunk * cs))
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let mut served = self.from_chunk * cs;
+        let mut buf = vec![0u8; cs as usize];
+        for i in self.from_chunk..chunks {
+            let want = (self.commitment.size - i * cs).min(cs) as usize;
+            file.read_exact(&mut buf[..want])
+                .map_err(|e| Error::Io(format!("reading {}: {e}", self.source.path.display())))?;
+            let index = u32::try_from(i + 1).map_err(|_| Error::Io("more than 2^32 chunks".into()))?;
+            let sealed = sealer.seal(index, i + 1 == chunks, &buf[..want])?;
+            tx.blocking_send(Ok(Bytes::from(frame(&sealed)))).map_err(|_| gone())?;
+            served += want as u64;
+            self.provider.progress(&self.delivery, served);
+        }
+        Ok(served)
+    }
+}

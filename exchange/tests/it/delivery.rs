@@ -1,0 +1,752 @@
+//! Peer-to-peer delivery between processes: the orderer in the test, the
+//! provider's node as a `liutong node` process, the consumer as `liutong
+//! fetch` processes, and a TCP proxy between them (registered as the
+//! provider's endpoint) that can flip a byte or cut the connection.
+
+use crate::common::*;
+use liutong_core::{now_ms, Canonical};
+use liutong_exchange::access::LogAccess;
+use liutong_exchange::client::sign_tx;
+use liutong_exchange::delivery::{DeliveryReceipt, DeliveryRequest, SignedReceipt, SignedRequest, Verdict};
+use liutong_exchange::grants::UseGrant;
+use liutong_exchange::home::Home;
+use liutong_exchange::machine::*;
+use liutong_exchange::party::*;
+use liutong_policies::Action;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CONSUMER: u32 = 9_100;
+const OTHER: u32 = 9_101;
+const PROVIDER: u32 = 9_102;
+/// 3 MiB and a bit: four chunks at the genesis's 1 MiB.
+const SIZE: usize = 3 * 1024 * 1024 + 1234;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Pass,
+    /// Flip the byte at this offset of the next answer stream.
+    FlipAt(usize),
+    /// Close the next connection after this many answer bytes.
+    CutAt(usize),
+}
+
+/// A TCP proxy to the provider's node.
+struct Proxy {
+    url: String,
+    target: Arc<Mutex<String>>,
+    mode: Arc<Mutex<Mode>>,
+}
+
+async fn proxy(target: &str) -> Proxy {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let target = Arc::new(Mutex::new(target.trim_start_matches("http://").to_string()));
+    let mode = Arc::new(Mutex::new(Mode::Pass));
+    let (t, m) = (target.clone(), mode.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((inbound, _)) = listener.accept().await else {
+                return;
+            };
+            let to = t.lock().expect("lock").clone();
+            let mode = {
+                let mut m = m.lock().expect("lock");
+                std::mem::replace(&mut *m, Mode::Pass)
+            };
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&to).await else {
+                    return;
+                };
+                let (mut ri, mut wi) = inbound.into_split();
+                let (mut ro, mut wo) = outbound.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut ri, &mut wo).await;
+                });
+                let mut seen = 0usize;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match ro.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let piece = &mut buf[..n];
+                    match mode {
+                        Mode::FlipAt(at) if (seen..seen + n).contains(&at) => piece[at - seen] ^= 0x40,
+                        Mode::CutAt(at) if seen + n >= at => {
+                            let _ = wi.write_all(&piece[..at - seen]).await;
+                            up.abort();
+                            return;
+                        }
+                        _ => {}
+                    }
+                    seen += n;
+                    if wi.write_all(piece).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    Proxy { url, target, mode }
+}
+
+struct NodeProcess(Child);
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_provider(home: &Path, orderer: &str) -> (NodeProcess, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .arg("--home")
+        .arg(home)
+        .args([
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--receipt-timeout",
+            "2",
+            "--follow",
+            orderer,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (NodeProcess(child), url)
+}
+
+/// Runs the binary with `--json`; answers (success, last JSON line).
+fn liutong(home: &Path, args: &[&str]) -> (bool, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .arg("--json")
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let json = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("{args:?}: not JSON: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), json)
+}
+
+async fn liutong_async(home: PathBuf, args: Vec<String>) -> (bool, serde_json::Value) {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        liutong(&home, &a)
+    })
+    .await
+    .expect("joins")
+}
+
+struct World {
+    net: Net,
+    dir: PathBuf,
+    provider_home: Home,
+    provider: Option<NodeProcess>,
+    provider_url: String,
+    proxy: Proxy,
+    consumer: Home,
+    other: Home,
+    dataset: String,
+    source: PathBuf,
+}
+
+impl World {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Waits until the provider's node has every block the orderer has.
+    async fn synced(&self) {
+        let want = self.net.node.ledger.height();
+        let client = liutong_exchange::client::Client::new(&self.provider_url).expect("client");
+        for _ in 0..200 {
+            if client.status().await.map(|s| s.height >= want).unwrap_or(false) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the provider's node did not catch up");
+    }
+
+    /// A grant for `who` on the download offer with `max_uses`.
+    async fn grant(&self, who: &Home, max_uses: u32) -> String {
+        let (ok, j) = liutong_async(
+            who.dir().to_path_buf(),
+            [
+                "grant",
+                "request",
+                &self.dataset,
+                "--offer",
+                "1",
+                "--purpose",
+                "trade-finance",
+                "--max-uses",
+                &max_uses.to_string(),
+                "--days",
+                "1",
+                "--node",
+                &self.net.node.url,
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .await;
+        assert!(ok, "{j}");
+        self.synced().await;
+        j["grant"]["id"].as_str().expect("id").to_string()
+    }
+
+    async fn fetch(&self, who: &Home, grant: &str, out: &str, extra: &[&str]) -> (bool, serde_json::Value) {
+        let mut args: Vec<String> = [
+            "fetch",
+            &self.dataset,
+            "--grant",
+            grant,
+            "--out",
+            self.path(out).to_str().expect("utf-8"),
+            "--node",
+            &self.net.node.url,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        liutong_async(who.dir().to_path_buf(), args).await
+    }
+
+    async fn uses(&self, grant: &str) -> u64 {
+        self.net
+            .client
+            .grant(&grant.parse().expect("id"))
+            .await
+            .expect("grant")
+            .grant
+            .uses
+    }
+
+    async fn log(&self, grant: &str) -> Vec<serde_json::Value> {
+        let (status, j) = get_raw(&self.net, &format!("/v1/access-log?grant={grant}")).await;
+        assert_eq!(status, 200, "{j}");
+        j["entries"].as_array().expect("entries").clone()
+    }
+
+    fn set_mode(&self, m: Mode) {
+        *self.proxy.mode.lock().expect("lock") = m;
+    }
+}
+
+async fn world() -> World {
+    let net = orderer().await;
+    let dir = net.dir.path().to_path_buf();
+    let provider_home = Home::new(dir.join("provider"));
+    let pid = provider_home.create_identity().expect("keys");
+    let (process, provider_url) = start_provider(provider_home.dir(), &net.node.url);
+    let proxy = proxy(&provider_url).await;
+    let register = |who: &liutong_exchange::home::Identity, n: u32, role: Role, endpoint: &str| {
+        let body = RegisterParty {
+            legal_name: format!("Member {n}"),
+            credit_code: code(n),
+            contact: "office@example.com".into(),
+            roles: vec![role],
+            encryption_key: who.encryption.public_key(),
+            endpoint: endpoint.into(),
+        };
+        sign_tx(&net.chain, KIND_REGISTER, &body, &who.signing).canonical_bytes()
+    };
+    let mut homes = Vec::new();
+    for (n, role, home, id) in [
+        (PROVIDER, Role::Provider, provider_home.clone(), Some(pid)),
+        (CONSUMER, Role::Consumer, Home::new(dir.join("consumer")), None),
+        (OTHER, Role::Consumer, Home::new(dir.join("other")), None),
+    ] {
+        let id = match id {
+            Some(i) => i,
+            None => home.create_identity().expect("keys"),
+        };
+        net.client
+            .submit_bytes(&register(&id, n, role, &proxy.url))
+            .await
+            .expect("registers");
+        net.client
+            .submit_bytes(&standing(&net, KIND_APPROVE, &net.operator.signing, &code(n)))
+            .await
+            .expect("approves");
+        homes.push(home);
+    }
+    let source = dir.join("manifest.bin");
+    let data: Vec<u8> = (0..SIZE).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&source, &data).expect("source");
+    let (ok, j) = liutong(
+        provider_home.dir(),
+        &[
+            "dataset",
+            "register",
+            source.to_str().expect("utf-8"),
+            "--name",
+            "manifests",
+            "--title",
+            "Manifests",
+            "--description",
+            "Container manifests",
+            "--node",
+            &net.node.url,
+        ],
+    );
+    assert!(ok, "{j}");
+    let dataset = j["dataset"]["id"].as_str().expect("id").to_string();
+    let terms = dir.join("download.json");
+    let now = now_ms();
+    std::fs::write(
+        &terms,
+        serde_json::json!({
+            "purposes": ["trade-finance"], "not_before": now - 60_000, "not_after": now + 7 * 86_400_000u64,
+            "max_uses": 100, "actions": ["download"], "columns": null, "row_filter": null, "masks": [],
+            "min_group_size": null, "row_cap": null, "transferable": false
+        })
+        .to_string(),
+    )
+    .expect("terms");
+    let (ok, j) = liutong(
+        provider_home.dir(),
+        &[
+            "offer",
+            "add",
+            &dataset,
+            "--terms",
+            terms.to_str().expect("utf-8"),
+            "--automatic",
+            "--node",
+            &net.node.url,
+        ],
+    );
+    assert!(ok, "{j}");
+    let other = homes.pop().expect("other");
+    let consumer = homes.pop().expect("consumer");
+    let w = World {
+        net,
+        dir,
+        provider_home,
+        provider: Some(process),
+        provider_url,
+        proxy,
+        consumer,
+        other,
+        dataset,
+        source,
+    };
+    w.synced().await;
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_between_processes_verify_log_and_survive_faults() {
+    let mut w = world().await;
+    let grant = w.grant(&w.consumer, 10).await;
+
+    // A delivery: verified, identical, counted once, logged with the receipt.
+    let (ok, j) = w.fetch(&w.consumer, &grant, "a.bin", &[]).await;
+    assert!(ok, "{j}");
+    assert_eq!(
+        std::fs::read(w.path("a.bin")).expect("out"),
+        std::fs::read(&w.source).expect("src")
+    );
+    assert!(!w.path("a.bin.part").exists() && !w.path("a.bin.part.json").exists());
+    assert_eq!(j["access_log"]["outcome"], "acknowledged", "{j}");
+    assert_eq!(w.uses(&grant).await, 1);
+    let log = w.log(&grant).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["bytes"], SIZE as u64);
+    assert_eq!(log[0]["receipt"]["verdict"], "verified");
+    assert_eq!(log[0]["request"], j["delivery"]);
+    for q in [
+        format!("dataset={}", w.dataset),
+        format!("party={}", code(CONSUMER)),
+        format!("party={}", code(PROVIDER)),
+    ] {
+        let (s, page) = get_raw(&w.net, &format!("/v1/access-log?{q}")).await;
+        assert_eq!(
+            (s, page["entries"].as_array().map(Vec::len)),
+            (200, Some(1)),
+            "{q}: {page}"
+        );
+    }
+    let (ok, j) = w.fetch(&w.consumer, &grant, "a.bin", &[]).await;
+    assert!(!ok && j["error"]["code"] == "fetch.exists", "{j}");
+
+    // A byte flipped in transit: the chunk does not open; nothing is
+    // renamed into place; --resume takes up the verified prefix without a
+    // second use.
+    w.set_mode(Mode::FlipAt(1_500_000));
+    let (ok, j) = w.fetch(&w.consumer, &grant, "b.bin", &[]).await;
+    assert!(!ok, "{j}");
+    assert_eq!(j["error"]["code"], "crypto.decrypt", "{j}");
+    assert!(!w.path("b.bin").exists());
+    let kept = std::fs::metadata(w.path("b.bin.part")).expect("part kept").len();
+    assert_eq!(kept, 1 << 20, "the chunk before the flipped one is kept");
+    let (ok, j) = w.fetch(&w.consumer, &grant, "b.bin", &[]).await;
+    assert!(!ok && j["error"]["code"] == "fetch.partial_exists", "{j}");
+    let (ok, j) = w.fetch(&w.consumer, &grant, "b.bin", &["--resume"]).await;
+    assert!(ok, "{j}");
+    assert_eq!(
+        std::fs::read(w.path("b.bin")).expect("out"),
+        std::fs::read(&w.source).expect("src")
+    );
+    assert_eq!(w.uses(&grant).await, 2, "the resumed delivery counted one use");
+
+    // A connection cut mid-stream is taken up automatically.
+    w.set_mode(Mode::CutAt(2_500_000));
+    let (ok, j) = w.fetch(&w.consumer, &grant, "c.bin", &[]).await;
+    assert!(ok, "{j}");
+    assert_eq!(j["resumed"], 1, "{j}");
+    assert_eq!(
+        std::fs::read(w.path("c.bin")).expect("out"),
+        std::fs::read(&w.source).expect("src")
+    );
+    assert_eq!(w.uses(&grant).await, 3);
+
+    // The provider's node restarted mid-transfer: the open delivery survives
+    // in its home, and --resume finishes it.
+    w.set_mode(Mode::CutAt(1_200_000));
+    let (ok, j) = w.fetch(&w.consumer, &grant, "d.bin", &["--retries", "0"]).await;
+    assert!(!ok && j["error"]["code"] == "fetch.interrupted", "{j}");
+    drop(w.provider.take());
+    let (process, url) = start_provider(w.provider_home.dir(), &w.net.node.url);
+    *w.proxy.target.lock().expect("lock") = url.trim_start_matches("http://").to_string();
+    w.provider = Some(process);
+    w.provider_url = url;
+    w.synced().await;
+    let (ok, j) = w.fetch(&w.consumer, &grant, "d.bin", &["--resume"]).await;
+    assert!(ok, "{j}");
+    assert_eq!(j["access_log"]["outcome"], "acknowledged", "{j}");
+    assert_eq!(w.uses(&grant).await, 4);
+    let log = w.log(&grant).await;
+    assert_eq!(log.len(), 4);
+    assert!(log.iter().all(|e| e["outcome"] == "acknowledged"), "{log:?}");
+
+    // The provider's file changed behind its back (same size and time): the
+    // consumer refuses it, keeps nothing, and signs a refusal.
+    let mut bytes = std::fs::read(&w.source).expect("src");
+    let stamp = std::fs::metadata(&w.source).expect("meta").modified().expect("mtime");
+    bytes[2_000_000] ^= 1;
+    std::fs::write(&w.source, &bytes).expect("tamper");
+    std::fs::File::options()
+        .write(true)
+        .open(&w.source)
+        .expect("open")
+        .set_modified(stamp)
+        .expect("mtime");
+    let (ok, j) = w.fetch(&w.consumer, &grant, "e.bin", &[]).await;
+    assert!(!ok, "{j}");
+    assert_eq!(j["error"]["code"], "fetch.content_mismatch", "{j}");
+    assert!(!w.path("e.bin").exists() && !w.path("e.bin.part").exists());
+    let log = w.log(&grant).await;
+    let last = log.last().expect("entry");
+    assert_eq!(last["outcome"], "disputed", "{last}");
+    assert_eq!(last["receipt"]["bytes"], 1u64 << 20, "{last}");
+    bytes[2_000_000] ^= 1;
+    std::fs::write(&w.source, &bytes).expect("restore");
+
+    // A delivery taken without a receipt is logged unacknowledged after the timeout.
+    let consumer = w.consumer.identity().expect("id");
+    let request = |nonce: u64, grant: &str, resumes| {
+        SignedRequest::sign(
+            DeliveryRequest {
+                chain_id: w.net.chain.clone(),
+                grant: grant.parse().expect("id"),
+                dataset: w.dataset.parse().expect("id"),
+                version: 1,
+                action: Action::Download,
+                nonce,
+                timestamp: now_ms(),
+                from_chunk: 0,
+                resumes,
+            },
+            &consumer.signing,
+        )
+    };
+    let silent = request(77, &grant, None);
+    let post = |r: &SignedRequest| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/deliveries", w.proxy.url))
+            .body(r.to_bytes())
+            .send()
+    };
+    let resp = post(&silent).await.expect("answers");
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.expect("stream");
+    assert!(body.len() > SIZE, "the whole sealed stream");
+    let replayed = post(&silent).await.expect("answers");
+    assert_eq!(replayed.status(), 409);
+    let j: serde_json::Value = replayed.json().await.expect("json");
+    assert_eq!(j["code"], "delivery.replayed");
+    let mut entry = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (s, e) = get_raw(&w.net, &format!("/v1/access-log/{}", silent.digest())).await;
+        if s == 200 {
+            entry = Some(e);
+            break;
+        }
+    }
+    let entry = entry.expect("logged after the receipt timeout");
+    assert_eq!(entry["outcome"], "unacknowledged");
+    assert_eq!(entry["bytes"], SIZE as u64);
+    assert!(entry["receipt"].is_null());
+    // A resumption of a logged delivery is refused.
+    let (s, j) = {
+        let r = post(&request(78, &grant, Some(silent.digest())))
+            .await
+            .expect("answers");
+        (r.status().as_u16(), r.json::<serde_json::Value>().await.expect("json"))
+    };
+    assert_eq!((s, j["code"].as_str()), (409, Some("delivery.closed")), "{j}");
+
+    // Requests the provider refuses, each with its code; no use is counted.
+    let before = w.uses(&grant).await;
+    let (ok, j) = w.fetch(&w.other, &grant, "f.bin", &[]).await;
+    assert_eq!(
+        (ok, j["error"]["code"].as_str()),
+        (false, Some("delivery.not_holder")),
+        "{j}"
+    );
+    let once = w.grant(&w.consumer, 1).await;
+    assert!(w.fetch(&w.consumer, &once, "g.bin", &[]).await.0);
+    w.synced().await;
+    let (ok, j) = w.fetch(&w.consumer, &once, "h.bin", &[]).await;
+    assert_eq!((ok, j["error"]["code"].as_str()), (false, Some("use.exhausted")), "{j}");
+    let provider = w.provider_home.identity().expect("id");
+    let revoke = liutong_exchange::grants::EndGrant {
+        grant: grant.parse().expect("id"),
+        reason: "contract ended".into(),
+    };
+    w.net
+        .client
+        .submit(&sign_tx(&w.net.chain, KIND_GRANT_REVOKE, &revoke, &provider.signing))
+        .await
+        .expect("revoked");
+    w.synced().await;
+    let (ok, j) = w.fetch(&w.consumer, &grant, "i.bin", &[]).await;
+    assert_eq!(
+        (ok, j["error"]["code"].as_str()),
+        (false, Some("use.not_active")),
+        "{j}"
+    );
+    assert_eq!(w.uses(&grant).await, before, "refusals count no use");
+    assert!(!w.path("i.bin").exists() && !w.path("i.bin.part").exists());
+
+    // A consumer whose home holds another encryption key than the registered one.
+    let wrong = Home::new(w.dir.join("wrong-key"));
+    let mut id = w.consumer.identity().expect("id");
+    id.encryption = liutong_core::EncryptionKeyPair::generate();
+    wrong.create_identity().expect("keys");
+    wrong.replace_identity(&id).expect("written");
+    let g2 = w.grant(&w.consumer, 5).await;
+    let (ok, j) = w.fetch(&wrong, &g2, "j.bin", &[]).await;
+    assert_eq!(
+        (ok, j["error"]["code"].as_str()),
+        (false, Some("fetch.key_mismatch")),
+        "{j}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_and_receipts_get_codes() {
+    let w = world().await;
+    let post = |path: &'static str, body: Vec<u8>| {
+        let url = format!("{}{path}", w.provider_url);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .expect("answers");
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.expect("JSON"))
+        }
+    };
+    let (s, j) = post("/v1/deliveries", b"junk".to_vec()).await;
+    assert_eq!((s, j["code"].as_str()), (400, Some("delivery.malformed")), "{j}");
+    let (s, j) = post("/v1/deliveries", vec![0u8; 5000]).await;
+    assert_eq!((s, j["code"].as_str()), (413, Some("request.too_large")), "{j}");
+    let (s, j) = post("/v1/deliveries/receipts", b"junk".to_vec()).await;
+    assert_eq!((s, j["code"].as_str()), (400, Some("receipt.malformed")), "{j}");
+    // A forged signature, an unknown grant.
+    let consumer = w.consumer.identity().expect("id");
+    let grant = w.grant(&w.consumer, 3).await;
+    let mut r = SignedRequest::sign(
+        DeliveryRequest {
+            chain_id: w.net.chain.clone(),
+            grant: grant.parse().expect("id"),
+            dataset: w.dataset.parse().expect("id"),
+            version: 1,
+            action: Action::Download,
+            nonce: 1,
+            timestamp: now_ms(),
+            from_chunk: 0,
+            resumes: None,
+        },
+        &consumer.signing,
+    );
+    r.request.nonce = 2;
+    let (s, j) = post("/v1/deliveries", r.to_bytes()).await;
+    assert_eq!((s, j["code"].as_str()), (401, Some("delivery.bad_signature")), "{j}");
+    let mut unknown = r.request.clone();
+    unknown.grant = liutong_exchange::grants::GrantId([9; 16]);
+    let (s, j) = post(
+        "/v1/deliveries",
+        SignedRequest::sign(unknown, &consumer.signing).to_bytes(),
+    )
+    .await;
+    assert_eq!((s, j["code"].as_str()), (404, Some("delivery.unknown_grant")), "{j}");
+    let mut stale = r.request.clone();
+    stale.timestamp -= 3_600_000;
+    let (s, j) = post(
+        "/v1/deliveries",
+        SignedRequest::sign(stale, &consumer.signing).to_bytes(),
+    )
+    .await;
+    assert_eq!((s, j["code"].as_str()), (400, Some("delivery.stale")), "{j}");
+    // The orderer's node signs for the operator, not the provider.
+    let (s, j) = post_raw(
+        &w.net,
+        "/v1/deliveries",
+        "application/octet-stream",
+        SignedRequest::sign(r.request.clone(), &consumer.signing).to_bytes(),
+    )
+    .await;
+    assert_eq!((s, j["code"].as_str()), (421, Some("delivery.not_here")), "{j}");
+    // Bad access-log queries.
+    for q in [
+        "",
+        "?grant=zz",
+        &format!("?grant={grant}&party={}", code(CONSUMER)),
+        "?party=1&limit=0",
+    ] {
+        let (s, j) = get_raw(&w.net, &format!("/v1/access-log{q}")).await;
+        assert_eq!(s, 400, "{q}: {j}");
+    }
+    let (s, _) = get_raw(&w.net, &format!("/v1/access-log/{}", "ab".repeat(32))).await;
+    assert_eq!(s, 404);
+
+    // The access-log transaction's own rules, on the ledger.
+    let provider = w.provider_home.identity().expect("id");
+    let first = SignedRequest::sign(
+        DeliveryRequest {
+            nonce: 99,
+            ..r.request.clone()
+        },
+        &consumer.signing,
+    );
+    let entry = |receipt: Option<SignedReceipt>| LogAccess {
+        request: first.clone(),
+        bytes: 10,
+        served_at: now_ms(),
+        receipt,
+    };
+    let submit = |kind: &str, body: &LogAccess, key: &liutong_core::SigningKey| {
+        sign_tx(&w.net.chain, kind, body, key).canonical_bytes()
+    };
+    assert_eq!(
+        refusal(&w.net, &submit(KIND_ACCESS_LOG, &entry(None), &provider.signing)).await,
+        "access.no_use"
+    );
+    let counted = UseGrant {
+        grant: grant.parse().expect("id"),
+        action: Action::Download,
+        request: first.digest(),
+    };
+    w.net
+        .client
+        .submit(&sign_tx(&w.net.chain, KIND_GRANT_USE, &counted, &provider.signing))
+        .await
+        .expect("use counted");
+    assert_eq!(
+        refusal(
+            &w.net,
+            &sign_tx(&w.net.chain, KIND_GRANT_USE, &counted, &provider.signing).canonical_bytes()
+        )
+        .await,
+        "use.duplicate"
+    );
+    let receipt = |verdict, content, key: &liutong_core::SigningKey| {
+        SignedReceipt::sign(
+            DeliveryReceipt {
+                request: first.digest(),
+                verdict,
+                content,
+                bytes: SIZE as u64,
+                time: now_ms(),
+                reason: String::new(),
+            },
+            key,
+        )
+    };
+    let other = w.other.identity().expect("id");
+    let bad = [
+        (entry(None), &consumer.signing, "grant.not_provider"),
+        (
+            entry(Some(receipt(
+                Verdict::Verified,
+                liutong_core::sha256(b"x"),
+                &consumer.signing,
+            ))),
+            &provider.signing,
+            "access.bad_receipt",
+        ),
+        (
+            entry(Some(receipt(
+                Verdict::Refused,
+                liutong_core::sha256(b"x"),
+                &other.signing,
+            ))),
+            &provider.signing,
+            "access.bad_receipt",
+        ),
+        (
+            LogAccess {
+                bytes: SIZE as u64 + 1,
+                ..entry(None)
+            },
+            &provider.signing,
+            "access.bad_entry",
+        ),
+    ];
+    for (body, key, code) in bad {
+        assert_eq!(refusal(&w.net, &submit(KIND_ACCESS_LOG, &body, key)).await, code);
+    }
+    let disputed = entry(Some(receipt(
+        Verdict::Refused,
+        liutong_core::sha256(b"x"),
+        &consumer.signing,
+    )));
+    w.net
+        .client
+        .submit_bytes(&submit(KIND_ACCESS_LOG, &disputed, &provider.signing))
+        .await
+        .expect("logged");
+    assert_eq!(
+        refusal(&w.net, &submit(KIND_ACCESS_LOG, &entry(None), &provider.signing)).await,
+        "access.duplicate"
+    );
+    let (s, e) = get_raw(&w.net, &format!("/v1/access-log/{}", first.digest())).await;
+    assert_eq!((s, e["outcome"].as_str()), (200, Some("disputed")), "{e}");
+}
