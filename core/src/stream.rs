@@ -16,9 +16,8 @@
 
 use crate::encryption::{EncryptionKeyPair, EncryptionPublicKey};
 use crate::{Digest, Error, Result};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hpke::{aead::AesGcm256, kdf::HkdfSha256, kem::X25519HkdfSha256, Deserializable, OpModeR, OpModeS, Serializable};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
 type Kem = X25519HkdfSha256;
 
@@ -46,25 +45,28 @@ fn stream_keys(export: impl Fn(&[u8], &mut [u8]) -> std::result::Result<(), hpke
     export(&[STREAM_SUITE, b" key"].concat(), &mut key).map_err(|e| decrypt_error(format!("HPKE export: {e:?}")))?;
     export(&[STREAM_SUITE, b" nonce"].concat(), &mut prefix)
         .map_err(|e| decrypt_error(format!("HPKE export: {e:?}")))?;
+    let key = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| decrypt_error("AES-256-GCM key"))?;
     Ok(Chunks {
-        cipher: Aes256Gcm::new(&key.into()),
+        cipher: LessSafeKey::new(key),
         prefix,
     })
 }
 
-/// The chunk cipher of one stream.
+/// The chunk cipher of one stream: AES-256-GCM (ring's, which uses the
+/// CPU's AES and carry-less multiply instructions, wide ones where present).
 struct Chunks {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     prefix: [u8; NONCE_PREFIX_LEN],
 }
 
 impl Chunks {
-    fn nonce(&self, index: u32, last: bool) -> [u8; 12] {
+    /// Each (index, last) pair is used once per stream: the STREAM nonce.
+    fn nonce(&self, index: u32, last: bool) -> Nonce {
         let mut n = [0u8; 12];
         n[..NONCE_PREFIX_LEN].copy_from_slice(&self.prefix);
         n[NONCE_PREFIX_LEN..11].copy_from_slice(&index.to_be_bytes());
         n[11] = u8::from(last);
-        n
+        Nonce::assume_unique_for_key(n)
     }
 }
 
@@ -93,17 +95,23 @@ impl Sealer {
     /// Seals chunk `index`; `last` for the stream's final chunk (which may be
     /// shorter, or empty for an empty payload).
     pub fn seal(&self, index: u32, last: bool, chunk: &[u8]) -> Result<Vec<u8>> {
-        let nonce = self.chunks.nonce(index, last);
-        self.chunks
+        let mut out = Vec::with_capacity(chunk.len() + TAG_LEN);
+        out.extend_from_slice(chunk);
+        let tag = self.seal_in_place(index, last, &mut out)?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Seals `chunk` where it lies; answers the tag that follows it on the wire.
+    pub fn seal_in_place(&self, index: u32, last: bool, chunk: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        let tag = self
+            .chunks
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: chunk,
-                    aad: self.aad.as_bytes(),
-                },
-            )
-            .map_err(|_| decrypt_error("AES-GCM refused to seal"))
+            .seal_in_place_separate_tag(self.chunks.nonce(index, last), Aad::from(self.aad.as_bytes()), chunk)
+            .map_err(|_| decrypt_error("AES-GCM refused to seal"))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
     }
 }
 
@@ -130,16 +138,19 @@ impl Opener {
     /// Opens chunk `index`, expected to be the last one or not: any other
     /// position, stream, request or altered byte fails.
     pub fn open(&self, index: u32, last: bool, sealed: &[u8]) -> Result<Vec<u8>> {
-        let nonce = self.chunks.nonce(index, last);
+        let mut out = sealed.to_vec();
+        let n = self.open_in_place(index, last, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Opens `sealed` (ciphertext then tag) where it lies; answers the
+    /// plaintext's length (the plaintext is `sealed[..len]`).
+    pub fn open_in_place(&self, index: u32, last: bool, sealed: &mut [u8]) -> Result<usize> {
         self.chunks
             .cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: sealed,
-                    aad: self.aad.as_bytes(),
-                },
-            )
+            .open_in_place(self.chunks.nonce(index, last), Aad::from(self.aad.as_bytes()), sealed)
+            .map(|plain| plain.len())
             .map_err(|_| {
                 decrypt_error(format!(
                     "chunk {index}{} does not open: altered, out of place, or from another delivery",
@@ -287,5 +298,39 @@ mod tests {
         let (enc, sealed) = stream(&[b""], &request, &consumer);
         let opener = Opener::new(&consumer, &enc, &request).expect("opener");
         assert_eq!(opener.open(0, true, &sealed[0]).expect("opens"), b"");
+    }
+
+    /// The chunks are plain AES-256-GCM: RustCrypto's implementation opens
+    /// what ring sealed, with the STREAM nonce and the request as AAD.
+    #[test]
+    fn chunks_are_standard_aes_256_gcm() {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let consumer = EncryptionKeyPair::generate();
+        let request = sha256(b"interop");
+        let (sealer, enc) = Sealer::new(&consumer.public_key(), &request).expect("sealer");
+        let sealed = sealer.seal(7, true, b"interoperable chunk").expect("seals");
+        // The same key and prefix, exported from the receiver's HPKE context.
+        let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&consumer.secret_bytes()).expect("key");
+        let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc).expect("enc");
+        let ctx = hpke::setup_receiver::<AesGcm256, HkdfSha256, Kem>(&OpModeR::Base, &sk, &encapped, &info(&request))
+            .expect("setup");
+        let (mut key, mut prefix) = ([0u8; 32], [0u8; NONCE_PREFIX_LEN]);
+        ctx.export(&[STREAM_SUITE, b" key"].concat(), &mut key).expect("key");
+        ctx.export(&[STREAM_SUITE, b" nonce"].concat(), &mut prefix)
+            .expect("nonce");
+        let mut nonce = [0u8; 12];
+        nonce[..7].copy_from_slice(&prefix);
+        nonce[7..11].copy_from_slice(&7u32.to_be_bytes());
+        nonce[11] = 1;
+        let plain = aes_gcm::Aes256Gcm::new(&key.into())
+            .decrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &sealed,
+                    aad: request.as_bytes(),
+                },
+            )
+            .expect("RustCrypto opens it");
+        assert_eq!(plain, b"interoperable chunk");
     }
 }

@@ -28,6 +28,8 @@ pub enum BenchCommand {
     Ledger(LedgerBench),
     /// Catalog search latency as the catalog grows.
     Catalog(CatalogBench),
+    /// Encrypted, verified delivery between two processes against an HTTPS download and a raw TCP copy.
+    Delivery(crate::bench_delivery::DeliveryBench),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -104,6 +106,7 @@ pub async fn run(cmd: BenchCommand) -> Result<Output> {
             }
             catalog(b).await
         }
+        BenchCommand::Delivery(b) => Box::pin(crate::bench_delivery::run(b)).await,
     }
 }
 
@@ -628,7 +631,7 @@ fn own_tx(bytes: Vec<u8>) -> CheckedTx {
 }
 
 /// A fresh operator home under `dir` and its solo node on a free loopback port.
-async fn bench_node(dir: &std::path::Path, chain_id: &str) -> Result<(Home, node::RunningNode, Client)> {
+pub(crate) async fn bench_node(dir: &std::path::Path, chain_id: &str) -> Result<(Home, node::RunningNode, Client)> {
     let home = Home::new(dir.join(chain_id));
     crate::cli::init(
         &home,

@@ -123,6 +123,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             .await?;
             let record: DatasetRecord = record_of(&r)?;
             let kept = home.record_source(&record.id, record.version, &file, &record.description.commitment)?;
+            crate::serve::prepare(home, &record.id, record.version, &record.description.commitment)?;
             Ok(Output::ok(
                 format!(
                     "{}\n{}\n  file kept at {} (listed in {} for delivery; it never goes on the ledger)",
@@ -177,6 +178,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             .await?;
             let record: DatasetRecord = record_of(&r)?;
             let kept = home.record_source(&record.id, record.version, &file, &record.description.commitment)?;
+            crate::serve::prepare(home, &record.id, record.version, &record.description.commitment)?;
             Ok(Output::ok(
                 format!(
                     "{}\n{}\n  file kept at {}",

@@ -202,7 +202,7 @@ pub fn frame(sealed: &[u8]) -> Vec<u8> {
 /// arrive, holding at most one frame; a frame longer than `max_frame` (a
 /// chunk or the hash list, plus the tag) is refused before it is buffered.
 pub struct FrameReader {
-    buf: Vec<u8>,
+    buf: bytes::BytesMut,
     header: Option<DeliveryHeader>,
     max_frame: usize,
 }
@@ -210,13 +210,25 @@ pub struct FrameReader {
 impl FrameReader {
     pub fn new(max_frame: usize) -> FrameReader {
         FrameReader {
-            buf: Vec::new(),
+            buf: bytes::BytesMut::new(),
             header: None,
             max_frame,
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.buf.capacity() - self.buf.len() < bytes.len() {
+            // Room for the rest of the frame under way at once: each frame
+            // then has one allocation of its own size, which leaves with it.
+            let under_way = match (&self.header, self.buf.get(..4)) {
+                (Some(_), Some(len)) => {
+                    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                    (4 + len.min(self.max_frame)).saturating_sub(self.buf.len())
+                }
+                _ => 0,
+            };
+            self.buf.reserve(under_way.max(bytes.len()));
+        }
         self.buf.extend_from_slice(bytes);
     }
 
@@ -232,14 +244,14 @@ impl FrameReader {
             }
             let h: DeliveryHeader = decode_canonical("delivery header", &self.buf[4..LEN])
                 .map_err(|e| Refusal::new("delivery.malformed", e.to_string()))?;
-            self.buf.drain(..LEN);
+            bytes::Buf::advance(&mut self.buf, LEN);
             self.header = Some(h);
         }
         Ok(self.header.as_ref())
     }
 
-    /// The next whole frame, if it has arrived.
-    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, Refusal> {
+    /// The next whole frame, if it has arrived (split off, not copied).
+    pub fn next_frame(&mut self) -> Result<Option<bytes::BytesMut>, Refusal> {
         if self.header.is_none() || self.buf.len() < 4 {
             return Ok(None);
         }
@@ -253,8 +265,8 @@ impl FrameReader {
         if self.buf.len() < 4 + len {
             return Ok(None);
         }
-        let frame = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
+        let mut frame = self.buf.split_to(4 + len);
+        bytes::Buf::advance(&mut frame, 4);
         Ok(Some(frame))
     }
 
@@ -523,7 +535,7 @@ mod tests {
                     continue;
                 }
                 while let Some(f) = r.next_frame().expect("frame") {
-                    frames.push(f);
+                    frames.push(f.to_vec());
                 }
             }
             assert_eq!(r.header().expect("header"), Some(&header));

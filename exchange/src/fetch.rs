@@ -425,9 +425,11 @@ impl Plan {
         let mut frames = FrameReader::new(max_frame);
         let mut resp = resp;
         let mut opener: Option<Opener> = None;
+        let mut file = Some(file);
+        let mut writer: Option<Writer> = None;
         let mut next: u64 = 0; // frames opened so far
         let mut done = false;
-        loop {
+        'stream: loop {
             let piece = match tokio::time::timeout(IDLE, resp.chunk()).await {
                 Ok(Ok(Some(b))) => b,
                 Ok(Ok(None)) => break,
@@ -454,58 +456,72 @@ impl Plan {
                 opener = Some(Opener::new(&self.identity.encryption, &h.encapped_key, &digest).map_err(Error::from)?);
             }
             let Some(o) = &opener else { continue };
-            while let Some(sealed) = frames.next_frame()? {
+            while let Some(mut sealed) = frames.next_frame()? {
                 if done {
                     return Err(Refusal::new("delivery.malformed", "frames after the last one").into());
                 }
                 if next == 0 {
                     let last = from_chunk == chunks;
-                    let list = o.open(0, last, &sealed).map_err(Error::from)?;
-                    let hashes = parse_hashes(&list)?;
-                    match &verifier {
+                    let n = o.open_in_place(0, last, &mut sealed).map_err(Error::from)?;
+                    let hashes = parse_hashes(&sealed[..n])?;
+                    let v = match verifier.take() {
                         Some(_) if saved_hashes.as_ref() != Some(&hashes) => {
-                            return Err(self
-                                .refuse(
-                                    partial,
-                                    chunk_root(&hashes),
-                                    0,
-                                    "the chunk hash list changed between attempts".into(),
-                                )
-                                .await)
+                            let why = "the chunk hash list changed between attempts".to_string();
+                            return Err(self.refuse(partial, chunk_root(&hashes), 0, why).await);
                         }
-                        Some(_) => {}
+                        Some(v) => v,
                         None => match ChunkVerifier::new(&self.commitment, hashes.clone()) {
                             Ok(v) => {
-                                partial.hashes = Some(hex::encode(list));
+                                partial.hashes = Some(hex::encode(&sealed[..n]));
                                 self.save(partial)?;
-                                verifier = Some(v);
+                                v
                             }
                             Err(e) => return Err(self.refuse(partial, chunk_root(&hashes), 0, e.to_string()).await),
                         },
-                    }
+                    };
+                    let f = file.take().ok_or_else(|| Error::Io("the part file is gone".into()))?;
+                    writer = Some(Writer::start(v, f, self.part.clone()));
                     done = last;
                 } else {
                     let i = from_chunk + next - 1;
                     let last = i + 1 == chunks;
                     let index = u32::try_from(next + from_chunk).map_err(|_| Error::Io("too many chunks".into()))?;
-                    let plain = o.open(index, last, &sealed).map_err(Error::from)?;
-                    let v = verifier.as_mut().ok_or_else(|| Error::Io("no hash list".into()))?;
-                    if let Err(e) = v.check(i, &plain) {
-                        let verified = v.verified_bytes();
-                        let root = self.commitment.chunk_root;
-                        return Err(self.refuse(partial, root, verified, e.to_string()).await);
+                    let w = writer.as_ref().ok_or_else(|| Error::Io("no hash list".into()))?;
+                    // Into a buffer the writer handed back: no allocation per
+                    // chunk, and the frame's bytes are released at once.
+                    let mut buf = w.back.try_recv().unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(&sealed);
+                    drop(sealed);
+                    let n = o.open_in_place(index, last, &mut buf).map_err(Error::from)?;
+                    buf.truncate(n);
+                    bar.inc(n as u64);
+                    if w.tx.send((i, buf)).is_err() {
+                        // The writer stopped on a mismatch or a write error.
+                        break 'stream;
                     }
-                    file.write_all(&plain).map_err(io(&self.part))?;
-                    bar.inc(plain.len() as u64);
                     done = last;
                 }
                 next += 1;
             }
         }
-        if !done {
+        let Some(w) = writer else {
+            return Err(Failure::Dropped(Error::Io(
+                "the stream ended before the chunk hash list".into(),
+            )));
+        };
+        let (v, file) = match w.finish() {
+            Ok(ok) => ok,
+            Err(WriteFailure::Mismatch(verified, why)) => {
+                let root = self.commitment.chunk_root;
+                return Err(self.refuse(partial, root, verified, why).await);
+            }
+            Err(WriteFailure::Io(e)) => return Err(Failure::Fatal(e)),
+        };
+        if !done || v.next_chunk() < chunks {
             return Err(Failure::Dropped(Error::Io(format!(
                 "the stream ended after {} of {} chunks{}",
-                verifier.as_ref().map_or(0, |v| v.next_chunk()),
+                v.next_chunk(),
                 chunks,
                 if frames.pending() > 0 {
                     ", in the middle of a frame"
@@ -514,7 +530,6 @@ impl Plan {
                 }
             ))));
         }
-        let v = verifier.ok_or_else(|| Error::Io("no hash list".into()))?;
         let root = v.finish().map_err(Error::from)?;
         file.sync_all().map_err(io(&self.part))?;
         drop(file);
@@ -576,6 +591,47 @@ impl Plan {
             return Err(crate::client::remote_error(status, &bytes));
         }
         serde_json::from_slice(&bytes).map_err(|e| Error::Io(format!("the provider's answer: {e}")))
+    }
+}
+
+/// Checks and writes opened chunks on its own thread, so opening the next
+/// chunk and hashing this one use both cores; hands each buffer back for
+/// the next chunk.
+struct Writer {
+    tx: std::sync::mpsc::SyncSender<(u64, Vec<u8>)>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    handle: std::thread::JoinHandle<std::result::Result<(ChunkVerifier, std::fs::File), WriteFailure>>,
+}
+
+enum WriteFailure {
+    /// A chunk did not match: bytes verified before it, and why.
+    Mismatch(u64, String),
+    Io(Error),
+}
+
+impl Writer {
+    fn start(mut v: ChunkVerifier, mut file: std::fs::File, path: PathBuf) -> Writer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(2);
+        let (give, back) = std::sync::mpsc::channel::<Vec<u8>>();
+        let handle = std::thread::spawn(move || {
+            for (i, plain) in rx {
+                if let Err(e) = v.check(i, &plain) {
+                    return Err(WriteFailure::Mismatch(v.verified_bytes(), e.to_string()));
+                }
+                file.write_all(&plain)
+                    .map_err(|e| WriteFailure::Io(Error::Io(format!("{}: {e}", path.display()))))?;
+                let _ = give.send(plain);
+            }
+            Ok((v, file))
+        });
+        Writer { tx, back, handle }
+    }
+
+    fn finish(self) -> std::result::Result<(ChunkVerifier, std::fs::File), WriteFailure> {
+        drop(self.tx);
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(WriteFailure::Io(Error::Io("the writer thread panicked".into()))))
     }
 }
 

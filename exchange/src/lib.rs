@@ -11,6 +11,7 @@
 pub mod access;
 pub mod api;
 pub mod bench;
+pub mod bench_delivery;
 pub mod cli;
 pub mod client;
 pub mod dataset_cli;

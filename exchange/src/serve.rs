@@ -21,6 +21,7 @@ use crate::party::{KeyBinding, Party, PartyStatus};
 use crate::{Error, Result};
 use axum::body::Bytes;
 use liutong_catalog::{chunk_hashes, Commitment, DatasetId};
+use liutong_core::stream::TAG_LEN;
 use liutong_core::{encode_canonical, now_ms, Canonical, Digest, Timestamp};
 use liutong_ledger::Ledger;
 use serde::{Deserialize, Serialize};
@@ -444,6 +445,19 @@ fn corrupt(cf: &str) -> Error {
     Error::Ledger(liutong_ledger::Error::Corrupt(format!("{cf}: unreadable entry")))
 }
 
+/// Prepares a registered file for delivery: its chunk hash list, kept in
+/// the home so the first delivery does not read the file twice.
+pub fn prepare(home: &Home, dataset: &DatasetId, version: u32, commitment: &Commitment) -> Result<()> {
+    let source = home
+        .sources()?
+        .datasets
+        .get(&dataset.to_string())
+        .and_then(|v| v.get(&version))
+        .cloned()
+        .ok_or_else(|| Error::Home(format!("no source recorded for dataset {dataset} version {version}")))?;
+    hash_list(home, dataset, version, &source, commitment).map(|_| ())
+}
+
 /// The chunk hash list of a source file: from the cache in the home when
 /// the file's size and modification time are the ones it was made for,
 /// otherwise by reading the file again. Either way its root must be the
@@ -571,14 +585,18 @@ impl Delivery {
         file.seek(SeekFrom::Start(self.from_chunk * cs))
             .map_err(|e| Error::Io(e.to_string()))?;
         let mut served = self.from_chunk * cs;
-        let mut buf = vec![0u8; cs as usize];
         for i in self.from_chunk..chunks {
             let want = (self.commitment.size - i * cs).min(cs) as usize;
-            file.read_exact(&mut buf[..want])
+            // One buffer per frame, handed to the connection as is: the
+            // length, the chunk sealed where it was read, its tag.
+            let mut buf = vec![0u8; 4 + want + TAG_LEN];
+            file.read_exact(&mut buf[4..4 + want])
                 .map_err(|e| Error::Io(format!("reading {}: {e}", self.source.path.display())))?;
             let index = u32::try_from(i + 1).map_err(|_| Error::Io("more than 2^32 chunks".into()))?;
-            let sealed = sealer.seal(index, i + 1 == chunks, &buf[..want])?;
-            tx.blocking_send(Ok(Bytes::from(frame(&sealed)))).map_err(|_| gone())?;
+            let tag = sealer.seal_in_place(index, i + 1 == chunks, &mut buf[4..4 + want])?;
+            buf[4 + want..].copy_from_slice(&tag);
+            buf[..4].copy_from_slice(&((want + TAG_LEN) as u32).to_be_bytes());
+            tx.blocking_send(Ok(Bytes::from(buf))).map_err(|_| gone())?;
             served += want as u64;
             self.provider.progress(&self.delivery, served);
         }

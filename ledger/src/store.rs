@@ -40,20 +40,34 @@ impl Store {
         opts.set_paranoid_checks(true);
         // Most point reads on the commit path are misses (is this tx id, this
         // nonce, this digest new?): a bloom filter answers them without I/O.
-        let cf_options = || {
+        // The same for keys still in the memtable, where fresh misses are
+        // looked up. A memtable bloom is allocated (and zeroed) whole with
+        // each memtable, `write_buffer_size` × ratio bytes per column family:
+        // the commit path's hot misses (transaction ids, nonces) get a
+        // generous one, application column families a small one, the rest
+        // (read by keys that exist) none; a node's idle memory stays small.
+        let cf_options = |name: &str| {
             let mut table = rocksdb::BlockBasedOptions::default();
             table.set_bloom_filter(10.0, false);
             let mut o = Options::default();
             o.set_block_based_table_factory(&table);
-            // The same for keys still in the memtable, where fresh misses are looked up.
-            o.set_memtable_whole_key_filtering(true);
-            o.set_memtable_prefix_bloom_ratio(0.1);
+            let ratio = if name == CF_TX_IDS || name == CF_NONCES {
+                0.02
+            } else if LEDGER_CFS.contains(&name) {
+                0.0
+            } else {
+                0.002
+            };
+            if ratio > 0.0 {
+                o.set_memtable_whole_key_filtering(true);
+                o.set_memtable_prefix_bloom_ratio(ratio);
+            }
             o
         };
         let cfs = LEDGER_CFS
             .iter()
             .chain(app_cfs)
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options()));
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(Store {
             db,

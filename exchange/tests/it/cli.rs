@@ -1,54 +1,15 @@
 //! The `liutong` binary as a user drives it: init, node, party, notarize,
 //! verify online and offline, chain verify; bad input gives a code and exit 1.
 
-use std::io::BufRead;
+use crate::common::{liutong, start_node_with, NodeProcess};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-fn liutong(home: &Path, args: &[&str]) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_liutong"))
-        .arg("--json")
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let json = serde_json::from_str(last)
-        .unwrap_or_else(|_| panic!("{args:?}: not JSON: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.success(), json)
-}
-
-struct NodeProcess(Child);
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 fn start_node(home: &Path, follow: Option<&str>) -> (NodeProcess, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liutong"));
-    cmd.arg("--home").arg(home).args(["node", "--listen", "127.0.0.1:0"]);
-    if let Some(f) = follow {
-        cmd.args(["--follow", f]);
+    match follow {
+        Some(f) => start_node_with(home, &["--follow", f]),
+        None => start_node_with(home, &[]),
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("first line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    (NodeProcess(child), url)
 }
 
 #[test]
@@ -395,4 +356,35 @@ fn a_market_through_the_cli_with_odrl_and_dcat() {
     assert!(ok, "{j}");
     assert_eq!(j["@type"], "dcat:Catalog");
     assert_eq!(j["dcat:dataset"][0]["dct:title"], "Port shipments");
+}
+
+#[test]
+fn bench_delivery_prints_one_json_object_last() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .args(["--json", "bench", "delivery", "--size", "3MiB", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON last line");
+    assert_eq!(last["size_bytes"], 3 << 20);
+    for key in [
+        "mib_per_s",
+        "https_mib_per_s",
+        "raw_mib_per_s",
+        "ratio",
+        "provider_peak_rss_mib",
+        "consumer_peak_rss_mib",
+    ] {
+        assert!(last[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {last}");
+    }
+    assert_eq!(last["access_log"], "acknowledged");
+    let bad = Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .args(["--json", "bench", "delivery", "--size", "3 parsecs"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
 }

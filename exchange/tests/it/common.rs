@@ -177,3 +177,53 @@ pub async fn refusal(net: &Net, bytes: &[u8]) -> String {
         Err(e) => e.code().to_string(),
     }
 }
+
+/// Runs the `liutong` binary with `--json`; answers (success, last JSON line).
+pub fn liutong(home: &std::path::Path, args: &[&str]) -> (bool, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .arg("--json")
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let json = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("{args:?}: not JSON: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), json)
+}
+
+/// A `liutong node` process, killed when dropped.
+pub struct NodeProcess(pub std::process::Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `liutong node` on a free port with `extra` arguments; answers it and its URL.
+pub fn start_node_with(home: &std::path::Path, extra: &[&str]) -> (NodeProcess, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_liutong"))
+        .arg("--home")
+        .arg(home)
+        .args(["node", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (NodeProcess(child), url)
+}

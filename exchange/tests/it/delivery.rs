@@ -13,9 +13,7 @@ use liutong_exchange::home::Home;
 use liutong_exchange::machine::*;
 use liutong_exchange::party::*;
 use liutong_policies::Action;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -95,57 +93,8 @@ async fn proxy(target: &str) -> Proxy {
     Proxy { url, target, mode }
 }
 
-struct NodeProcess(Child);
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_provider(home: &Path, orderer: &str) -> (NodeProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_liutong"))
-        .arg("--home")
-        .arg(home)
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--receipt-timeout",
-            "2",
-            "--follow",
-            orderer,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("first line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    (NodeProcess(child), url)
-}
-
-/// Runs the binary with `--json`; answers (success, last JSON line).
-fn liutong(home: &Path, args: &[&str]) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_liutong"))
-        .arg("--json")
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let json = serde_json::from_str(last)
-        .unwrap_or_else(|_| panic!("{args:?}: not JSON: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.success(), json)
+    start_node_with(home, &["--receipt-timeout", "2", "--follow", orderer])
 }
 
 async fn liutong_async(home: PathBuf, args: Vec<String>) -> (bool, serde_json::Value) {
