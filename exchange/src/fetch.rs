@@ -239,11 +239,12 @@ pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
     };
     Ok(Output::ok(
         format!(
-            "fetched dataset {} version {version} under grant {} to {}\n  {} bytes in {elapsed:.2} s ({mib_s:.1} MiB/s){}\n  every chunk verified against the on-chain chunk root {root}\n  delivery {delivery}\n  {log_text}",
+            "fetched dataset {} version {version} under grant {} to {}\n  {} bytes in {elapsed:.2} s{}{}\n  every chunk verified against the on-chain chunk root {root}\n  delivery {delivery}\n  {log_text}",
             plan.dataset,
             plan.grant,
             plan.out.display(),
             plan.commitment.size,
+            if plan.commitment.size >= 1 << 20 { format!(" ({mib_s:.1} MiB/s)") } else { String::new() },
             if resumed > 0 { format!(", resumed {resumed} time(s)") } else { String::new() },
         ),
         json!({

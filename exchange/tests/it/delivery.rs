@@ -574,6 +574,49 @@ async fn malformed_requests_and_receipts_get_codes() {
     )
     .await;
     assert_eq!((s, j["code"].as_str()), (400, Some("delivery.stale")), "{j}");
+    // A request naming another dataset than its grant's.
+    let mut elsewhere = r.request.clone();
+    elsewhere.dataset = liutong_catalog::DatasetId([7; 16]);
+    elsewhere.nonce = 3;
+    let (s, j) = post(
+        "/v1/deliveries",
+        SignedRequest::sign(elsewhere, &consumer.signing).to_bytes(),
+    )
+    .await;
+    assert_eq!((s, j["code"].as_str()), (422, Some("delivery.wrong_dataset")), "{j}");
+    // A grant whose window has closed.
+    let now = now_ms();
+    let terms = w.path("short.json");
+    std::fs::write(
+        &terms,
+        serde_json::json!({
+            "purposes": ["trade-finance"], "not_before": now - 1_000, "not_after": now + 1_500,
+            "max_uses": 5, "actions": ["download"], "columns": null, "row_filter": null, "masks": [],
+            "min_group_size": null, "row_cap": null, "transferable": false
+        })
+        .to_string(),
+    )
+    .expect("terms");
+    let (ok, g) = liutong(
+        w.consumer.dir(),
+        &[
+            "grant",
+            "request",
+            &w.dataset,
+            "--offer",
+            "1",
+            "--terms",
+            terms.to_str().expect("utf-8"),
+            "--node",
+            &w.net.node.url,
+        ],
+    );
+    assert!(ok, "{g}");
+    let short = g["grant"]["id"].as_str().expect("id").to_string();
+    w.synced().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    let (ok, j) = w.fetch(&w.consumer, &short, "late.bin", &[]).await;
+    assert_eq!((ok, j["error"]["code"].as_str()), (false, Some("use.expired")), "{j}");
     // The orderer's node signs for the operator, not the provider.
     let (s, j) = post_raw(
         &w.net,
