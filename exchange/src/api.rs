@@ -115,7 +115,7 @@ pub fn status_for(code: &str) -> StatusCode {
         "delivery.unknown_grant" | "delivery.unknown" | "delivery.not_offered" | "receipt.unknown_delivery" => {
             StatusCode::NOT_FOUND
         }
-        "delivery.replayed" | "delivery.closed" | "receipt.late" => StatusCode::CONFLICT,
+        "delivery.replayed" | "delivery.closed" | "delivery.resume_limit" | "receipt.late" => StatusCode::CONFLICT,
         "delivery.not_holder" | "receipt.wrong_signer" => StatusCode::FORBIDDEN,
         "delivery.malformed" | "receipt.malformed" | "delivery.stale" | "delivery.bad_range" => StatusCode::BAD_REQUEST,
         "delivery.source_missing" | "delivery.source_changed" => StatusCode::SERVICE_UNAVAILABLE,

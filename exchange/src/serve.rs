@@ -44,6 +44,8 @@ struct Pending {
     served_at: Timestamp,
     /// Highest plaintext offset served, over every resumption.
     bytes: u64,
+    /// Plaintext bytes sent in all, over every resumption.
+    sent: u64,
     /// Streams of this delivery being served now.
     active: u32,
     /// When the last stream ended (or the delivery started).
@@ -60,6 +62,7 @@ struct PendingFile {
     request: String,
     served_at: Timestamp,
     bytes: u64,
+    sent: u64,
     idle_since: Timestamp,
 }
 
@@ -125,6 +128,7 @@ impl Provider {
             request: hex::encode(p.first.to_bytes()),
             served_at: p.served_at,
             bytes: p.bytes,
+            sent: p.sent,
             idle_since: p.idle_since,
         };
         std::fs::create_dir_all(self.dir()).map_err(|e| Error::Io(format!("{}: {e}", self.dir().display())))?;
@@ -213,6 +217,7 @@ impl Provider {
                     first: signed.clone(),
                     served_at: now,
                     bytes: 0,
+                    sent: 0,
                     active: 0,
                     idle_since: now,
                     logging: false,
@@ -222,8 +227,11 @@ impl Provider {
                 digest
             }
             Some(first) => {
-                let open = lock(&self.pending).get(&first).map(|p| p.first.clone());
-                let Some(first_request) = open else {
+                let open = lock(&self.pending)
+                    .get(&first)
+                    .filter(|p| !p.logging)
+                    .map(|p| (p.first.clone(), p.sent));
+                let Some((first_request, sent)) = open else {
                     let logged = access::entry(store, &first)?;
                     return Err(match logged {
                         Some(e) => Refusal::new(
@@ -247,6 +255,18 @@ impl Provider {
                     return Err(Refusal::new(
                         "delivery.resume_mismatch",
                         format!("delivery {first} was for another grant, dataset, version, action or key"),
+                    )
+                    .into());
+                }
+                // Resumptions take up what did not arrive; they are not a
+                // way to receive the content again and again on one use.
+                let limit = resume_allowance(&commitment);
+                if sent >= limit {
+                    return Err(Refusal::new(
+                        "delivery.resume_limit",
+                        format!(
+                            "delivery {first} has sent {sent} bytes, the most one use allows ({limit}); start a new delivery"
+                        ),
                     )
                     .into());
                 }
@@ -299,8 +319,9 @@ impl Provider {
         }
     }
 
-    fn progress(&self, delivery: &Digest, served_to: u64) {
+    fn progress(&self, delivery: &Digest, served_to: u64, chunk: u64) {
         if let Some(p) = lock(&self.pending).get_mut(delivery) {
+            p.sent += chunk;
             p.bytes = p.bytes.max(served_to);
         }
     }
@@ -404,6 +425,12 @@ impl Provider {
     }
 }
 
+/// The most one delivery sends over all its resumptions: the content twice
+/// and eight chunks (what a dropped connection can lose in flight, many times).
+pub fn resume_allowance(c: &Commitment) -> u64 {
+    2 * c.size + 8 * u64::from(c.chunk_size)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -420,6 +447,7 @@ fn read_pending(path: &Path) -> Result<Pending> {
         first: SignedRequest::from_bytes(&bytes)?,
         served_at: f.served_at,
         bytes: f.bytes,
+        sent: f.sent,
         active: 0,
         idle_since: f.idle_since,
         logging: false,
@@ -598,7 +626,7 @@ impl Delivery {
             buf[..4].copy_from_slice(&((want + TAG_LEN) as u32).to_be_bytes());
             tx.blocking_send(Ok(Bytes::from(buf))).map_err(|_| gone())?;
             served += want as u64;
-            self.provider.progress(&self.delivery, served);
+            self.provider.progress(&self.delivery, served, want as u64);
         }
         Ok(served)
     }

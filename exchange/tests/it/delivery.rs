@@ -469,6 +469,25 @@ async fn deliveries_between_processes_verify_log_and_survive_faults() {
     };
     assert_eq!((s, j["code"].as_str()), (409, Some("delivery.closed")), "{j}");
 
+    // Resumptions cannot replay the content on one use without end.
+    let once_more = request(79, &grant, None);
+    let resp = post(&once_more).await.expect("answers");
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.expect("stream");
+    let mut refused = None;
+    for nonce in 80..90 {
+        let r = post(&request(nonce, &grant, Some(once_more.digest())))
+            .await
+            .expect("answers");
+        if r.status() != 200 {
+            refused = Some((r.status().as_u16(), r.json::<serde_json::Value>().await.expect("json")));
+            break;
+        }
+        let _ = r.bytes().await.expect("stream");
+    }
+    let (s, j) = refused.expect("a resumption is refused at last");
+    assert_eq!((s, j["code"].as_str()), (409, Some("delivery.resume_limit")), "{j}");
+
     // Requests the provider refuses, each with its code; no use is counted.
     let before = w.uses(&grant).await;
     let (ok, j) = w.fetch(&w.other, &grant, "f.bin", &[]).await;
