@@ -761,3 +761,184 @@ async fn malformed_requests_and_receipts_get_codes() {
     let (s, e) = get_raw(&w.net, &format!("/v1/access-log/{}", first.digest())).await;
     assert_eq!((s, e["outcome"].as_str()), (200, Some("disputed")), "{e}");
 }
+
+/// What the man in the middle does to a stream's frames.
+#[derive(Clone, Copy, Debug)]
+enum Meddle {
+    /// Swap chunks 0 and 1.
+    Reorder,
+    /// Send chunk 0 twice.
+    Duplicate,
+    /// Put chunk 1 of another delivery of the same content in its place.
+    Splice,
+    /// Leave out the last frame.
+    Truncate,
+}
+
+/// Splits a delivery stream into its clear prefix (magic and header) and frames.
+fn split_stream(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    const HEAD: usize = 4 + 32 + 32 + 8 + 4 + 8;
+    let (head, mut rest) = bytes.split_at(HEAD);
+    let mut frames = Vec::new();
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        frames.push(rest[..4 + len].to_vec());
+        rest = &rest[4 + len..];
+    }
+    (head.to_vec(), frames)
+}
+
+/// A provider endpoint that passes requests to the real node and meddles
+/// with the frames of the streams it relays, once per armed `Meddle`.
+async fn meddler(
+    real: String,
+    consumer: liutong_exchange::home::Identity,
+    chain: String,
+) -> (String, Arc<Mutex<Option<Meddle>>>) {
+    use axum::routing::post;
+    let armed: Arc<Mutex<Option<Meddle>>> = Arc::new(Mutex::new(None));
+    let state = (real, armed.clone(), consumer, chain);
+    let app = axum::Router::new()
+        .route(
+            "/v1/deliveries",
+            post(
+                |axum::extract::State((real, armed, consumer, chain)): axum::extract::State<(
+                    String,
+                    Arc<Mutex<Option<Meddle>>>,
+                    liutong_exchange::home::Identity,
+                    String,
+                )>,
+                 body: axum::body::Bytes| async move {
+                    let http = reqwest::Client::new();
+                    let resp = http
+                        .post(format!("{real}/v1/deliveries"))
+                        .body(body.to_vec())
+                        .send()
+                        .await
+                        .expect("real");
+                    let status = resp.status().as_u16();
+                    let bytes = resp.bytes().await.expect("stream").to_vec();
+                    let meddle = armed.lock().expect("lock").take();
+                    let out = match (status, meddle) {
+                        (200, Some(m)) => {
+                            let (head, mut frames) = split_stream(&bytes);
+                            match m {
+                                Meddle::Reorder => frames.swap(1, 2),
+                                Meddle::Duplicate => {
+                                    let f = frames[1].clone();
+                                    frames.insert(2, f);
+                                }
+                                Meddle::Truncate => {
+                                    frames.pop();
+                                }
+                                Meddle::Splice => {
+                                    let first = SignedRequest::from_bytes(&body).expect("request");
+                                    let other = SignedRequest::sign(
+                                        DeliveryRequest {
+                                            chain_id: chain.clone(),
+                                            nonce: first.request.nonce ^ 0x5555,
+                                            timestamp: now_ms(),
+                                            resumes: None,
+                                            from_chunk: 0,
+                                            ..first.request.clone()
+                                        },
+                                        &consumer.signing,
+                                    );
+                                    let again = http
+                                        .post(format!("{real}/v1/deliveries"))
+                                        .body(other.to_bytes())
+                                        .send()
+                                        .await
+                                        .expect("real")
+                                        .bytes()
+                                        .await
+                                        .expect("stream");
+                                    let (_, theirs) = split_stream(&again);
+                                    frames[2] = theirs[2].clone();
+                                }
+                            }
+                            let mut out = head;
+                            for f in frames {
+                                out.extend(f);
+                            }
+                            out
+                        }
+                        _ => bytes,
+                    };
+                    axum::response::Response::builder()
+                        .status(status)
+                        .body(axum::body::Body::from(out))
+                        .expect("response")
+                },
+            ),
+        )
+        .route(
+            "/v1/deliveries/receipts",
+            post(
+                |axum::extract::State((real, ..)): axum::extract::State<(
+                    String,
+                    Arc<Mutex<Option<Meddle>>>,
+                    liutong_exchange::home::Identity,
+                    String,
+                )>,
+                 body: axum::body::Bytes| async move {
+                    let resp = reqwest::Client::new()
+                        .post(format!("{real}/v1/deliveries/receipts"))
+                        .body(body.to_vec())
+                        .send()
+                        .await
+                        .expect("real");
+                    let status = resp.status().as_u16();
+                    axum::response::Response::builder()
+                        .status(status)
+                        .body(axum::body::Body::from(resp.bytes().await.expect("body")))
+                        .expect("response")
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr.to_string(), armed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_duplicated_spliced_and_truncated_frames_never_pass() {
+    let w = world().await;
+    let grant = w.grant(&w.consumer, 20).await;
+    let consumer = w.consumer.identity().expect("id");
+    let (addr, armed) = meddler(w.provider_url.clone(), consumer, w.net.chain.clone()).await;
+    *w.proxy.target.lock().expect("lock") = addr;
+    let source = std::fs::read(&w.source).expect("src");
+    for (n, m) in [Meddle::Reorder, Meddle::Duplicate, Meddle::Splice]
+        .into_iter()
+        .enumerate()
+    {
+        *armed.lock().expect("lock") = Some(m);
+        let out = format!("m{n}.bin");
+        let (ok, j) = w.fetch(&w.consumer, &grant, &out, &[]).await;
+        assert_eq!(
+            (ok, j["error"]["code"].as_str()),
+            (false, Some("crypto.decrypt")),
+            "{m:?}: {j}"
+        );
+        assert!(!w.path(&out).exists(), "{m:?}: nothing in place");
+        // The verified part is taken up, unharmed, without a second use.
+        let before = w.uses(&grant).await;
+        let (ok, j) = w.fetch(&w.consumer, &grant, &out, &["--resume"]).await;
+        assert!(ok, "{m:?}: {j}");
+        assert_eq!(std::fs::read(w.path(&out)).expect("out"), source, "{m:?}");
+        assert_eq!(w.uses(&grant).await, before, "{m:?}");
+    }
+    // A stream cut before its last frame is incomplete, never accepted: it is resumed.
+    *armed.lock().expect("lock") = Some(Meddle::Truncate);
+    let (ok, j) = w.fetch(&w.consumer, &grant, "t.bin", &[]).await;
+    assert!(ok, "{j}");
+    assert_eq!(j["resumed"], 1, "{j}");
+    assert_eq!(std::fs::read(w.path("t.bin")).expect("out"), source);
+    let log = w.log(&grant).await;
+    assert!(log.iter().any(|e| e["outcome"] == "acknowledged"), "{log:?}");
+}
