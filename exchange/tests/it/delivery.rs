@@ -788,6 +788,14 @@ fn split_stream(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     (head.to_vec(), frames)
 }
 
+/// The real node's URL, the armed meddling, the consumer's keys, the chain.
+type MeddlerState = (
+    String,
+    Arc<Mutex<Option<Meddle>>>,
+    liutong_exchange::home::Identity,
+    String,
+);
+
 /// A provider endpoint that passes requests to the real node and meddles
 /// with the frames of the streams it relays, once per armed `Meddle`.
 async fn meddler(
@@ -802,12 +810,7 @@ async fn meddler(
         .route(
             "/v1/deliveries",
             post(
-                |axum::extract::State((real, armed, consumer, chain)): axum::extract::State<(
-                    String,
-                    Arc<Mutex<Option<Meddle>>>,
-                    liutong_exchange::home::Identity,
-                    String,
-                )>,
+                |axum::extract::State((real, armed, consumer, chain)): axum::extract::State<MeddlerState>,
                  body: axum::body::Bytes| async move {
                     let http = reqwest::Client::new();
                     let resp = http
@@ -875,12 +878,7 @@ async fn meddler(
         .route(
             "/v1/deliveries/receipts",
             post(
-                |axum::extract::State((real, ..)): axum::extract::State<(
-                    String,
-                    Arc<Mutex<Option<Meddle>>>,
-                    liutong_exchange::home::Identity,
-                    String,
-                )>,
+                |axum::extract::State((real, ..)): axum::extract::State<MeddlerState>,
                  body: axum::body::Bytes| async move {
                     let resp = reqwest::Client::new()
                         .post(format!("{real}/v1/deliveries/receipts"))
