@@ -202,7 +202,9 @@ pub fn frame(sealed: &[u8]) -> Vec<u8> {
 /// arrive, holding at most one frame; a frame longer than `max_frame` (a
 /// chunk or the hash list, plus the tag) is refused before it is buffered.
 pub struct FrameReader {
-    buf: bytes::BytesMut,
+    buf: Vec<u8>,
+    /// Where the unread bytes start in `buf`.
+    start: usize,
     header: Option<DeliveryHeader>,
     max_frame: usize,
 }
@@ -210,70 +212,84 @@ pub struct FrameReader {
 impl FrameReader {
     pub fn new(max_frame: usize) -> FrameReader {
         FrameReader {
-            buf: bytes::BytesMut::new(),
+            buf: Vec::new(),
+            start: 0,
             header: None,
             max_frame,
         }
     }
 
+    /// Adds received bytes. One buffer serves the whole stream: read bytes
+    /// are dropped from its front only when the new ones would not fit, so
+    /// it settles at about a frame and a network read.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.buf.capacity() - self.buf.len() < bytes.len() {
-            // Room for the rest of the frame under way at once: each frame
-            // then has one allocation of its own size, which leaves with it.
-            let under_way = match (&self.header, self.buf.get(..4)) {
-                (Some(_), Some(len)) => {
-                    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                    (4 + len.min(self.max_frame)).saturating_sub(self.buf.len())
-                }
-                _ => 0,
-            };
-            self.buf.reserve(under_way.max(bytes.len()));
+        if self.start > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 
     /// The header, once its bytes have arrived.
     pub fn header(&mut self) -> Result<Option<&DeliveryHeader>, Refusal> {
         const LEN: usize = 4 + 32 + 32 + 8 + 4 + 8;
         if self.header.is_none() {
-            if self.buf.len() < LEN {
+            let unread = self.unread();
+            if unread.len() < LEN {
                 return Ok(None);
             }
-            if &self.buf[..4] != STREAM_MAGIC {
+            if &unread[..4] != STREAM_MAGIC {
                 return Err(Refusal::new("delivery.malformed", "not a liutong delivery stream"));
             }
-            let h: DeliveryHeader = decode_canonical("delivery header", &self.buf[4..LEN])
+            let h: DeliveryHeader = decode_canonical("delivery header", &unread[4..LEN])
                 .map_err(|e| Refusal::new("delivery.malformed", e.to_string()))?;
-            bytes::Buf::advance(&mut self.buf, LEN);
+            self.start += LEN;
             self.header = Some(h);
         }
         Ok(self.header.as_ref())
     }
 
-    /// The next whole frame, if it has arrived (split off, not copied).
-    pub fn next_frame(&mut self) -> Result<Option<bytes::BytesMut>, Refusal> {
-        if self.header.is_none() || self.buf.len() < 4 {
-            return Ok(None);
+    /// Copies the next whole frame, if it has arrived, into `out` (cleared
+    /// first, so a caller can hand in the same buffer again and again).
+    pub fn next_frame_into(&mut self, out: &mut Vec<u8>) -> Result<bool, Refusal> {
+        let unread = self.unread();
+        if self.header.is_none() || unread.len() < 4 {
+            return Ok(false);
         }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        let len = u32::from_be_bytes([unread[0], unread[1], unread[2], unread[3]]) as usize;
         if len > self.max_frame {
             return Err(Refusal::new(
                 "delivery.malformed",
                 format!("a frame of {len} bytes is larger than any chunk ({})", self.max_frame),
             ));
         }
-        if self.buf.len() < 4 + len {
-            return Ok(None);
+        if unread.len() < 4 + len {
+            return Ok(false);
         }
-        let mut frame = self.buf.split_to(4 + len);
-        bytes::Buf::advance(&mut frame, 4);
-        Ok(Some(frame))
+        out.clear();
+        out.extend_from_slice(&unread[4..4 + len]);
+        self.start += 4 + len;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        Ok(true)
+    }
+
+    /// The next whole frame, if it has arrived.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, Refusal> {
+        let mut out = Vec::new();
+        Ok(self.next_frame_into(&mut out)?.then_some(out))
     }
 
     /// Bytes received but not yet a whole frame (at the end of the stream:
     /// a cut frame).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 }
 
@@ -535,7 +551,7 @@ mod tests {
                     continue;
                 }
                 while let Some(f) = r.next_frame().expect("frame") {
-                    frames.push(f.to_vec());
+                    frames.push(f);
                 }
             }
             assert_eq!(r.header().expect("header"), Some(&header));

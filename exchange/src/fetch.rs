@@ -428,6 +428,7 @@ impl Plan {
         let mut opener: Option<Opener> = None;
         let mut file = Some(file);
         let mut writer: Option<Writer> = None;
+        let mut spare: Option<Vec<u8>> = None;
         let mut next: u64 = 0; // frames opened so far
         let mut done = false;
         'stream: loop {
@@ -457,7 +458,18 @@ impl Plan {
                 opener = Some(Opener::new(&self.identity.encryption, &h.encapped_key, &digest).map_err(Error::from)?);
             }
             let Some(o) = &opener else { continue };
-            while let Some(mut sealed) = frames.next_frame()? {
+            loop {
+                // A buffer the writer handed back when there is one: no
+                // allocation per chunk.
+                let mut sealed = match (spare.take(), &writer) {
+                    (Some(b), _) => b,
+                    (None, Some(w)) => w.back.try_recv().unwrap_or_default(),
+                    (None, None) => Vec::new(),
+                };
+                if !frames.next_frame_into(&mut sealed)? {
+                    spare = Some(sealed);
+                    break;
+                }
                 if done {
                     return Err(Refusal::new("delivery.malformed", "frames after the last one").into());
                 }
@@ -487,17 +499,11 @@ impl Plan {
                     let i = from_chunk + next - 1;
                     let last = i + 1 == chunks;
                     let index = u32::try_from(next + from_chunk).map_err(|_| Error::Io("too many chunks".into()))?;
-                    let w = writer.as_ref().ok_or_else(|| Error::Io("no hash list".into()))?;
-                    // Into a buffer the writer handed back: no allocation per
-                    // chunk, and the frame's bytes are released at once.
-                    let mut buf = w.back.try_recv().unwrap_or_default();
-                    buf.clear();
-                    buf.extend_from_slice(&sealed);
-                    drop(sealed);
-                    let n = o.open_in_place(index, last, &mut buf).map_err(Error::from)?;
-                    buf.truncate(n);
+                    let n = o.open_in_place(index, last, &mut sealed).map_err(Error::from)?;
+                    sealed.truncate(n);
                     bar.inc(n as u64);
-                    if w.tx.send((i, buf)).is_err() {
+                    let w = writer.as_ref().ok_or_else(|| Error::Io("no hash list".into()))?;
+                    if w.tx.send((i, sealed)).is_err() {
                         // The writer stopped on a mismatch or a write error.
                         break 'stream;
                     }
