@@ -116,17 +116,31 @@ pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
     let started = Instant::now();
     let client = Client::new(&a.node.node)?;
     let identity = home.identity()?;
-    let genesis = chain_genesis(home, &client, true).await?;
     let dataset: DatasetId = a.dataset.parse()?;
     let grant_id: crate::grants::GrantId = a.grant.parse()?;
-    let grant = client.grant(&grant_id).await?;
-    let record = client.dataset(&dataset).await?;
+    // The look-ups on the consumer's node, side by side.
+    let me_key = identity.signing.public_key();
+    let (genesis, grant, record, me) = tokio::join!(
+        chain_genesis(home, &client, true),
+        client.grant(&grant_id),
+        client.dataset(&dataset),
+        client.key_binding(&me_key),
+    );
+    let (genesis, grant, record) = (genesis?, grant?, record?);
     let version = a.version.unwrap_or(record.version);
-    let v = client.dataset_version(&dataset, version).await?;
-    let provider = client.party(grant.grant.provider.as_str()).await?;
-    let me = client.key_binding(&identity.signing.public_key()).await.ok();
-    if let Some(me) = &me {
-        let mine = client.party(&me.party).await?;
+    let (v, provider, mine) = tokio::join!(
+        client.dataset_version(&dataset, version),
+        client.party(grant.grant.provider.as_str()),
+        async {
+            match &me {
+                Ok(b) => Some(client.party(&b.party).await),
+                Err(_) => None,
+            }
+        },
+    );
+    let (v, provider) = (v?, provider?);
+    if let (Ok(me), Some(mine)) = (&me, mine) {
+        let mine = mine?;
         if mine.profile.encryption_key != identity.encryption.public_key() {
             return Err(Refusal::new(
                 "fetch.key_mismatch",

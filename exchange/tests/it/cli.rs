@@ -362,7 +362,9 @@ fn a_market_through_the_cli_with_odrl_and_dcat() {
 fn bench_delivery_prints_one_json_object_last() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_liutong"))
-        .args(["--json", "bench", "delivery", "--size", "3MiB", "--repeat", "2", "--dir"])
+        .args([
+            "--json", "bench", "delivery", "--size", "3MiB", "--repeat", "2", "--dir",
+        ])
         .arg(dir.path())
         .output()
         .expect("runs");
