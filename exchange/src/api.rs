@@ -909,7 +909,7 @@ async fn start_delivery(State(s): Shared, req: Request) -> Result<Response, ApiE
     let body = raw_body(req, crate::delivery::MAX_REQUEST).await?;
     let signed = crate::delivery::SignedRequest::from_bytes(&body)?;
     let delivery = provider.start(&s, signed).await?;
-    let rx = delivery.into_stream()?;
+    let rx = delivery.into_stream();
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Response::builder()
         .header(header::CONTENT_TYPE, DELIVERY_MEDIA_TYPE)

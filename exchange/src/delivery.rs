@@ -189,6 +189,40 @@ pub struct DeliveryHeader {
 
 /// Marks a delivery stream and its format version.
 pub const STREAM_MAGIC: &[u8; 4] = b"LTD1";
+/// The provider signs each stream's header under this domain.
+pub const STREAM_DOMAIN: &[u8] = b"liutong/delivery-stream/v1\0";
+
+/// The header with the provider's signature (its current registered key)
+/// over `STREAM_DOMAIN ‖ borsh(header)`. HPKE's base mode does not
+/// authenticate the sender; the signature over the encapsulated key does,
+/// so nobody but the provider can make a stream the consumer will open (and
+/// perhaps refuse, with a signed receipt, against the provider).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedHeader {
+    pub header: DeliveryHeader,
+    pub signature: Signature,
+}
+
+impl SignedHeader {
+    pub fn sign(header: DeliveryHeader, key: &SigningKey) -> SignedHeader {
+        let signature = key.sign(&[STREAM_DOMAIN, &encode_canonical(&header)].concat());
+        SignedHeader { header, signature }
+    }
+
+    pub fn verify(&self, provider: &PublicKey) -> Result<(), Refusal> {
+        provider
+            .verify(
+                &[STREAM_DOMAIN, &encode_canonical(&self.header)].concat(),
+                &self.signature,
+            )
+            .map_err(|_| {
+                Refusal::new(
+                    "delivery.bad_stream_signature",
+                    "the stream is not signed by the provider's registered key",
+                )
+            })
+    }
+}
 
 /// One frame on the wire: its length (u32, big-endian), then its bytes.
 pub fn frame(sealed: &[u8]) -> Vec<u8> {
@@ -205,7 +239,7 @@ pub struct FrameReader {
     buf: Vec<u8>,
     /// Where the unread bytes start in `buf`.
     start: usize,
-    header: Option<DeliveryHeader>,
+    header: Option<SignedHeader>,
     max_frame: usize,
 }
 
@@ -234,9 +268,9 @@ impl FrameReader {
         &self.buf[self.start..]
     }
 
-    /// The header, once its bytes have arrived.
-    pub fn header(&mut self) -> Result<Option<&DeliveryHeader>, Refusal> {
-        const LEN: usize = 4 + 32 + 32 + 8 + 4 + 8;
+    /// The signed header, once its bytes have arrived.
+    pub fn header(&mut self) -> Result<Option<&SignedHeader>, Refusal> {
+        const LEN: usize = 4 + 32 + 32 + 8 + 4 + 8 + 64;
         if self.header.is_none() {
             let unread = self.unread();
             if unread.len() < LEN {
@@ -245,7 +279,7 @@ impl FrameReader {
             if &unread[..4] != STREAM_MAGIC {
                 return Err(Refusal::new("delivery.malformed", "not a liutong delivery stream"));
             }
-            let h: DeliveryHeader = decode_canonical("delivery header", &unread[4..LEN])
+            let h: SignedHeader = decode_canonical("delivery header", &unread[4..LEN])
                 .map_err(|e| Refusal::new("delivery.malformed", e.to_string()))?;
             self.start += LEN;
             self.header = Some(h);
@@ -537,6 +571,7 @@ mod tests {
             chunk_size: 4096,
             from_chunk: 0,
         };
+        let header = SignedHeader::sign(header, &SigningKey::generate());
         let mut wire = STREAM_MAGIC.to_vec();
         wire.extend(encode_canonical(&header));
         wire.extend(frame(b"hash list"));
@@ -563,7 +598,7 @@ mod tests {
         r.header().expect("header");
         assert_eq!(r.next_frame().expect_err("too big").code, "delivery.malformed");
         let mut r = FrameReader::new(64);
-        r.push(&[b'X'; 100]);
+        r.push(&[b'X'; 200]);
         assert_eq!(r.header().expect_err("not ours").code, "delivery.malformed");
         // A cut frame stays pending.
         let mut r = FrameReader::new(64);

@@ -96,6 +96,8 @@ struct Plan {
     dataset: DatasetId,
     version: u32,
     commitment: Commitment,
+    /// The provider's current signing key: it signs each stream's header.
+    provider_key: liutong_core::PublicKey,
     out: PathBuf,
     part: PathBuf,
     state: PathBuf,
@@ -165,6 +167,7 @@ pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
         identity,
         chain_id: genesis.chain_id.clone(),
         endpoint: provider.profile.endpoint.trim_end_matches('/').to_string(),
+        provider_key: provider.profile.signing_key,
         grant: grant_id,
         dataset,
         version,
@@ -414,8 +417,9 @@ impl Plan {
             let status = resp.status().as_u16();
             let bytes = resp.bytes().await.unwrap_or_default();
             let e = crate::client::remote_error(status, &bytes);
-            // A restarting provider answers 503 or not at all: try again.
-            return Err(if e.code() == "node.shutting_down" {
+            // A restarting provider, or one still ending the stream that
+            // just dropped: try again.
+            return Err(if e.code() == "node.shutting_down" || e.code() == "delivery.busy" {
                 Failure::Dropped(e)
             } else {
                 Failure::Fatal(e)
@@ -436,7 +440,10 @@ impl Plan {
         file.seek(SeekFrom::Start(keep)).map_err(io(&self.part))?;
         bar.set_position(keep);
         let chunks = self.commitment.chunks();
-        let max_frame = (self.commitment.chunk_size as usize).max(chunks as usize * 32) + TAG_LEN;
+        let max_frame = (self.commitment.chunk_size as usize)
+            .max(usize::try_from(chunks).unwrap_or(usize::MAX).saturating_mul(32))
+            .saturating_add(TAG_LEN)
+            .min(u32::MAX as usize);
         let mut frames = FrameReader::new(max_frame);
         let mut resp = resp;
         let mut opener: Option<Opener> = None;
@@ -445,21 +452,27 @@ impl Plan {
         let mut spare: Option<Vec<u8>> = None;
         let mut next: u64 = 0; // frames opened so far
         let mut done = false;
+        let mut dropped: Option<Error> = None;
         'stream: loop {
             let piece = match tokio::time::timeout(IDLE, resp.chunk()).await {
                 Ok(Ok(Some(b))) => b,
                 Ok(Ok(None)) => break,
-                Ok(Err(e)) => return Err(Failure::Dropped(Error::Io(format!("the stream broke: {e}")))),
+                Ok(Err(e)) => {
+                    dropped = Some(Error::Io(format!("the stream broke: {e}")));
+                    break;
+                }
                 Err(_) => {
-                    return Err(Failure::Dropped(Error::Io(format!(
-                        "no bytes for {} s",
-                        IDLE.as_secs()
-                    ))))
+                    dropped = Some(Error::Io(format!("no bytes for {} s", IDLE.as_secs())));
+                    break;
                 }
             };
             frames.push(&piece);
             if opener.is_none() {
-                let Some(h) = frames.header()? else { continue };
+                let Some(signed_header) = frames.header()? else {
+                    continue;
+                };
+                signed_header.verify(&self.provider_key)?;
+                let h = &signed_header.header;
                 if h.request != digest
                     || h.size != self.commitment.size
                     || h.chunk_size != self.commitment.chunk_size
@@ -527,10 +540,12 @@ impl Plan {
             }
         }
         let Some(w) = writer else {
-            return Err(Failure::Dropped(Error::Io(
-                "the stream ended before the chunk hash list".into(),
-            )));
+            return Err(Failure::Dropped(dropped.unwrap_or_else(|| {
+                Error::Io("the stream ended before the chunk hash list".into())
+            })));
         };
+        // The writer finishes what it was given (a mismatch it found counts
+        // even when the connection also dropped) before any retry.
         let (v, file) = match w.finish() {
             Ok(ok) => ok,
             Err(WriteFailure::Mismatch(verified, why)) => {
@@ -539,6 +554,9 @@ impl Plan {
             }
             Err(WriteFailure::Io(e)) => return Err(Failure::Fatal(e)),
         };
+        if let Some(e) = dropped {
+            return Err(Failure::Dropped(e));
+        }
         if !done || v.next_chunk() < chunks {
             return Err(Failure::Dropped(Error::Io(format!(
                 "the stream ended after {} of {} chunks{}",
@@ -575,7 +593,7 @@ impl Plan {
                 content,
                 bytes: verified,
                 time: now_ms(),
-                reason: why.chars().take(crate::delivery::MAX_RECEIPT_REASON).collect(),
+                reason: truncate_utf8(&why, crate::delivery::MAX_RECEIPT_REASON),
             },
             &self.identity.signing,
         );
@@ -654,6 +672,19 @@ impl Writer {
             .join()
             .unwrap_or_else(|_| Err(WriteFailure::Io(Error::Io("the writer thread panicked".into()))))
     }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary, without
+/// control characters.
+fn truncate_utf8(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().map(|c| if c.is_control() { ' ' } else { c }) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn parse_hashes(bytes: &[u8]) -> Result<Vec<Digest>> {

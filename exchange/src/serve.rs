@@ -12,7 +12,8 @@
 use crate::access::{self, LogAccess};
 use crate::api::{submit_own, AppState};
 use crate::delivery::{
-    authorize, frame, DeliveryHeader, NonceWindow, Refusal, SignedReceipt, SignedRequest, STREAM_MAGIC,
+    authorize, frame, DeliveryHeader, NonceWindow, Refusal, SignedHeader, SignedReceipt, SignedRequest, Verdict,
+    MAX_RECEIPT_REASON, STREAM_MAGIC,
 };
 use crate::grants::{self, UseGrant};
 use crate::home::{write_atomically, Home, Identity, SourceFile};
@@ -36,6 +37,8 @@ pub const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Sealed frames in flight between the file reader and the connection.
 const IN_FLIGHT: usize = 4;
 const PENDING_FORMAT: &str = "liutong-delivery/1";
+/// Most resumptions of one delivery.
+pub const MAX_RESUMES: u32 = 64;
 
 /// A delivery whose use was counted and whose access-log entry is not written yet.
 #[derive(Clone, Debug)]
@@ -44,9 +47,11 @@ struct Pending {
     served_at: Timestamp,
     /// Highest plaintext offset served, over every resumption.
     bytes: u64,
-    /// Plaintext bytes sent in all, over every resumption.
+    /// Bytes sent in all (hash lists and chunks), over every resumption.
     sent: u64,
-    /// Streams of this delivery being served now.
+    /// Resumptions taken so far.
+    resumes: u32,
+    /// Streams of this delivery being served now (at most one).
     active: u32,
     /// When the last stream ended (or the delivery started).
     idle_since: Timestamp,
@@ -63,6 +68,7 @@ struct PendingFile {
     served_at: Timestamp,
     bytes: u64,
     sent: u64,
+    resumes: u32,
     idle_since: Timestamp,
 }
 
@@ -122,6 +128,8 @@ impl Provider {
         Ok(())
     }
 
+    /// Writes an open delivery's file. Callers hold the `pending` lock, so
+    /// saves of one delivery never interleave and none follows its `forget`.
     fn save(&self, p: &Pending) -> Result<()> {
         let file = PendingFile {
             format: PENDING_FORMAT.into(),
@@ -129,6 +137,7 @@ impl Provider {
             served_at: p.served_at,
             bytes: p.bytes,
             sent: p.sent,
+            resumes: p.resumes,
             idle_since: p.idle_since,
         };
         std::fs::create_dir_all(self.dir()).map_err(|e| Error::Io(format!("{}: {e}", self.dir().display())))?;
@@ -137,8 +146,75 @@ impl Provider {
     }
 
     fn forget(&self, delivery: &Digest) {
-        lock(&self.pending).remove(delivery);
+        let mut pending = lock(&self.pending);
+        pending.remove(delivery);
         let _ = std::fs::remove_file(self.pending_path(delivery));
+    }
+
+    /// Takes up open delivery `first` for a resumption: one stream at a
+    /// time, within the resumption allowance; marks the stream active.
+    fn take_up(
+        &self,
+        store: &liutong_ledger::Store,
+        first: Digest,
+        signed: &SignedRequest,
+        c: &Commitment,
+    ) -> Result<()> {
+        let mut pending = lock(&self.pending);
+        let Some(p) = pending.get_mut(&first).filter(|p| !p.logging) else {
+            drop(pending);
+            return Err(match access::entry(store, &first)? {
+                Some(e) => Refusal::new(
+                    "delivery.closed",
+                    format!(
+                        "delivery {first} is already in the access log ({}); start a new one",
+                        e.outcome.as_str()
+                    ),
+                ),
+                None => Refusal::new(
+                    "delivery.unknown",
+                    format!("this node has no open delivery {first} (or it is being logged)"),
+                ),
+            }
+            .into());
+        };
+        let (f, r) = (&p.first.request, &signed.request);
+        if f.grant != r.grant
+            || f.dataset != r.dataset
+            || f.version != r.version
+            || f.action != r.action
+            || p.first.signer != signed.signer
+        {
+            return Err(Refusal::new(
+                "delivery.resume_mismatch",
+                format!("delivery {first} was for another grant, dataset, version, action or key"),
+            )
+            .into());
+        }
+        if p.active > 0 {
+            return Err(Refusal::new(
+                "delivery.busy",
+                format!("delivery {first} is being streamed; resume once that stream has ended"),
+            )
+            .into());
+        }
+        // Resumptions take up what did not arrive; they are not a way to
+        // receive the content again and again on one use.
+        let limit = resume_allowance(c);
+        if p.sent >= limit || p.resumes >= MAX_RESUMES {
+            return Err(Refusal::new(
+                "delivery.resume_limit",
+                format!(
+                    "delivery {first} has been resumed {} times and sent {} bytes; one use allows {MAX_RESUMES} and {limit}; start a new delivery",
+                    p.resumes, p.sent
+                ),
+            )
+            .into());
+        }
+        p.active += 1;
+        p.resumes += 1;
+        let snapshot = p.clone();
+        self.save(&snapshot)
     }
 
     /// Checks a request and, for a new delivery, counts its use on the
@@ -190,6 +266,27 @@ impl Provider {
             )
             .into());
         }
+        // The hash list travels as one frame and chunk indexes are u32.
+        if commitment.chunks() >= u64::from(u32::MAX / 64) {
+            return Err(Refusal::new(
+                "delivery.too_large",
+                format!("{} chunks are more than one delivery carries", commitment.chunks()),
+            )
+            .into());
+        }
+        // A resumption takes up its open delivery first (cheap checks, and
+        // no hashing for a delivery that is not there).
+        let resumed = match r.resumes {
+            Some(first) => {
+                self.take_up(store, first, &signed, &commitment)?;
+                Some(Active {
+                    provider: self.clone(),
+                    delivery: first,
+                    served_to: 0,
+                })
+            }
+            None => None,
+        };
         let source = self.source(&r.dataset, r.version)?;
         let hashes = {
             let (home, source, commitment, dataset, v) = (
@@ -203,84 +300,72 @@ impl Provider {
                 .await
                 .map_err(|e| Error::Io(format!("hashing the source: {e}")))??
         };
-        let delivery = match r.resumes {
+        // The stream's keys before the use is counted: a key HPKE refuses
+        // must not cost the consumer a use.
+        let request = signed.digest();
+        let (sealer, encapped) = liutong_core::stream::Sealer::new(&holder.profile.encryption_key, &request)?;
+        let active = match resumed {
+            Some(a) => a,
             None => {
-                let digest = signed.digest();
-                let body = UseGrant {
-                    grant: grant.id,
-                    action: r.action,
-                    request: digest,
-                };
-                let tx = crate::client::sign_tx(chain_id, KIND_GRANT_USE, &body, &self.identity.signing);
-                submit_own(app, tx.canonical_bytes()).await?;
+                // The open delivery is on disk before the use is submitted, so
+                // a counted use is always logged, even if this node stops or
+                // the request is cancelled while the block is made.
                 let p = Pending {
                     first: signed.clone(),
                     served_at: now,
                     bytes: 0,
                     sent: 0,
-                    active: 0,
+                    resumes: 0,
+                    active: 1,
                     idle_since: now,
                     logging: false,
                 };
-                self.save(&p)?;
-                lock(&self.pending).insert(digest, p);
-                digest
-            }
-            Some(first) => {
-                let open = lock(&self.pending)
-                    .get(&first)
-                    .filter(|p| !p.logging)
-                    .map(|p| (p.first.clone(), p.sent));
-                let Some((first_request, sent)) = open else {
-                    let logged = access::entry(store, &first)?;
-                    return Err(match logged {
-                        Some(e) => Refusal::new(
-                            "delivery.closed",
-                            format!(
-                                "delivery {first} is already in the access log ({}); start a new one",
-                                e.outcome.as_str()
-                            ),
-                        ),
-                        None => Refusal::new("delivery.unknown", format!("this node has no open delivery {first}")),
-                    }
-                    .into());
-                };
-                let f = &first_request.request;
-                if f.grant != r.grant
-                    || f.dataset != r.dataset
-                    || f.version != r.version
-                    || f.action != r.action
-                    || first_request.signer != signed.signer
                 {
-                    return Err(Refusal::new(
-                        "delivery.resume_mismatch",
-                        format!("delivery {first} was for another grant, dataset, version, action or key"),
-                    )
-                    .into());
+                    let mut pending = lock(&self.pending);
+                    self.save(&p)?;
+                    pending.insert(request, p);
                 }
-                // Resumptions take up what did not arrive; they are not a
-                // way to receive the content again and again on one use.
-                let limit = resume_allowance(&commitment);
-                if sent >= limit {
-                    return Err(Refusal::new(
-                        "delivery.resume_limit",
-                        format!(
-                            "delivery {first} has sent {sent} bytes, the most one use allows ({limit}); start a new delivery"
-                        ),
-                    )
-                    .into());
+                let active = Active {
+                    provider: self.clone(),
+                    delivery: request,
+                    served_to: 0,
+                };
+                let body = UseGrant {
+                    grant: grant.id,
+                    action: r.action,
+                    request,
+                };
+                let tx = crate::client::sign_tx(chain_id, KIND_GRANT_USE, &body, &self.identity.signing);
+                let app2 = app.clone();
+                let counted = tokio::spawn(async move { submit_own(&app2, tx.canonical_bytes()).await }).await;
+                match counted {
+                    Ok(Ok(_)) => active,
+                    Ok(Err(e)) => {
+                        drop(active);
+                        self.forget(&request);
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        drop(active);
+                        return Err(Error::Io(format!("counting the use: {e}")));
+                    }
                 }
-                first
             }
         };
-        if let Some(p) = lock(&self.pending).get_mut(&delivery) {
-            p.active += 1;
-        }
+        let header = SignedHeader::sign(
+            DeliveryHeader {
+                request,
+                encapped_key: encapped,
+                size: commitment.size,
+                chunk_size: commitment.chunk_size,
+                from_chunk: r.from_chunk,
+            },
+            &self.identity.signing,
+        );
         Ok(Delivery {
-            provider: self.clone(),
-            delivery,
-            request: signed.digest(),
-            recipient: holder.profile.encryption_key,
+            active,
+            sealer,
+            header,
             source,
             commitment,
             hashes,
@@ -304,16 +389,14 @@ impl Provider {
             })
     }
 
-    /// Called as a stream ends, however it ends.
+    /// Called as a stream ends, however it ends (see [`Active`]).
     fn stream_ended(&self, delivery: &Digest, served_to: u64) {
-        let snapshot = {
-            let mut pending = lock(&self.pending);
-            let Some(p) = pending.get_mut(delivery) else { return };
-            p.active = p.active.saturating_sub(1);
-            p.bytes = p.bytes.max(served_to);
-            p.idle_since = now_ms();
-            p.clone()
-        };
+        let mut pending = lock(&self.pending);
+        let Some(p) = pending.get_mut(delivery) else { return };
+        p.active = p.active.saturating_sub(1);
+        p.bytes = p.bytes.max(served_to);
+        p.idle_since = now_ms();
+        let snapshot = p.clone();
         if let Err(e) = self.save(&snapshot) {
             tracing::warn!(error = %e, "cannot save an open delivery");
         }
@@ -327,39 +410,71 @@ impl Provider {
     }
 
     /// Takes a consumer's receipt: checks it against the open delivery and
-    /// logs the delivery with it. Answers the committed access-log entry.
-    pub async fn receipt(&self, app: &Arc<AppState>, receipt: SignedReceipt) -> Result<serde_json::Value> {
+    /// the commitment, then logs the delivery with it. Answers the committed
+    /// access-log entry. A receipt the ledger would refuse is refused here,
+    /// and the delivery stays open (to be logged unacknowledged in time).
+    pub async fn receipt(self: &Arc<Self>, app: &Arc<AppState>, receipt: SignedReceipt) -> Result<serde_json::Value> {
         let delivery = receipt.receipt.request;
-        let first = {
+        let first = lock(&self.pending).get(&delivery).map(|p| (p.first.clone(), p.logging));
+        let first = match first {
+            Some((f, false)) => f,
+            Some((_, true)) => {
+                return Err(Refusal::new("receipt.late", format!("delivery {delivery} is being logged")).into())
+            }
+            None => {
+                return Err(Refusal::new(
+                    "receipt.unknown_delivery",
+                    format!("this node has no open delivery {delivery} (logged already, or never started)"),
+                )
+                .into())
+            }
+        };
+        if first.signer != receipt.signer {
+            return Err(Refusal::new(
+                "receipt.wrong_signer",
+                "the receipt is not signed by the key that asked for the delivery",
+            )
+            .into());
+        }
+        receipt.verify()?;
+        let rc = &receipt.receipt;
+        if rc.reason.len() > MAX_RECEIPT_REASON || rc.reason.chars().any(char::is_control) {
+            return Err(Refusal::new(
+                "receipt.malformed",
+                format!("a reason is at most {MAX_RECEIPT_REASON} bytes without control characters"),
+            )
+            .into());
+        }
+        let c = crate::datasets::version(app.ledger.store(), &first.request.dataset, first.request.version)?
+            .description
+            .commitment;
+        if rc.verdict == Verdict::Verified && (rc.content != c.chunk_root || rc.bytes != c.size) {
+            return Err(Refusal::new(
+                "receipt.wrong_content",
+                "a verified receipt names the committed chunk root and the full size",
+            )
+            .into());
+        }
+        let p = {
             let mut pending = lock(&self.pending);
             match pending.get_mut(&delivery) {
                 Some(p) if !p.logging => {
-                    if p.first.signer != receipt.signer {
-                        return Err(Refusal::new(
-                            "receipt.wrong_signer",
-                            "the receipt is not signed by the key that asked for the delivery",
-                        )
-                        .into());
-                    }
-                    receipt.verify()?;
                     p.logging = true;
                     p.clone()
                 }
-                Some(_) => {
-                    return Err(Refusal::new("receipt.late", format!("delivery {delivery} is being logged")).into())
-                }
-                None => {
-                    return Err(Refusal::new(
-                        "receipt.unknown_delivery",
-                        format!("this node has no open delivery {delivery} (logged already, or never started)"),
-                    )
-                    .into())
-                }
+                _ => return Err(Refusal::new("receipt.late", format!("delivery {delivery} is being logged")).into()),
             }
         };
-        let result = self.log(app, &first, Some(receipt)).await;
-        self.logged(&delivery, &result);
-        result
+        // The submission and its bookkeeping finish even if this request is
+        // cancelled while the block is made.
+        let (me, app) = (self.clone(), app.clone());
+        tokio::spawn(async move {
+            let result = me.log(&app, &p, Some(receipt)).await;
+            me.logged(&delivery, &result);
+            result
+        })
+        .await
+        .map_err(|e| Error::Io(format!("logging the delivery: {e}")))?
     }
 
     async fn log(&self, app: &Arc<AppState>, p: &Pending, receipt: Option<SignedReceipt>) -> Result<serde_json::Value> {
@@ -378,7 +493,12 @@ impl Provider {
     fn logged(&self, delivery: &Digest, result: &Result<serde_json::Value>) {
         match result {
             Ok(_) => self.forget(delivery),
-            Err(e) if e.code() == "access.duplicate" || e.code() == "access.no_use" => {
+            Err(e)
+                if matches!(
+                    e.code(),
+                    "access.duplicate" | "access.no_use" | "access.bad_entry" | "access.bad_request"
+                ) =>
+            {
                 tracing::warn!(%delivery, code = e.code(), "dropping an open delivery the ledger will not log");
                 self.forget(delivery);
             }
@@ -428,7 +548,7 @@ impl Provider {
 /// The most one delivery sends over all its resumptions: the content twice
 /// and eight chunks (what a dropped connection can lose in flight, many times).
 pub fn resume_allowance(c: &Commitment) -> u64 {
-    2 * c.size + 8 * u64::from(c.chunk_size)
+    c.size.saturating_mul(2).saturating_add(8 * u64::from(c.chunk_size))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -448,6 +568,7 @@ fn read_pending(path: &Path) -> Result<Pending> {
         served_at: f.served_at,
         bytes: f.bytes,
         sent: f.sent,
+        resumes: f.resumes,
         active: 0,
         idle_since: f.idle_since,
         logging: false,
@@ -555,12 +676,25 @@ fn parse_cache(bytes: &[u8], stamp: u64, size: u64) -> Option<Vec<Digest>> {
     )
 }
 
-/// One authorized stream, ready to send.
-pub struct Delivery {
+/// A stream being served; when it goes (sent, failed or never started),
+/// the delivery is marked idle with what was served.
+struct Active {
     provider: Arc<Provider>,
     delivery: Digest,
-    request: Digest,
-    recipient: liutong_core::EncryptionPublicKey,
+    served_to: u64,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.provider.stream_ended(&self.delivery, self.served_to);
+    }
+}
+
+/// One authorized stream, ready to send.
+pub struct Delivery {
+    active: Active,
+    sealer: liutong_core::stream::Sealer,
+    header: SignedHeader,
     source: SourceFile,
     commitment: Commitment,
     hashes: Vec<Digest>,
@@ -568,66 +702,59 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The stream: the clear header, then sealed frames, produced on a
-    /// blocking thread a few frames ahead of the connection. A consumer that
-    /// goes away stops the reader.
-    pub fn into_stream(self) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>> {
-        let (sealer, encapped) = liutong_core::stream::Sealer::new(&self.recipient, &self.request)?;
-        let header = DeliveryHeader {
-            request: self.request,
-            encapped_key: encapped,
-            size: self.commitment.size,
-            chunk_size: self.commitment.chunk_size,
-            from_chunk: self.from_chunk,
-        };
+    /// The stream: the magic and the signed header, then sealed frames,
+    /// produced on a blocking thread a few frames ahead of the connection.
+    /// A consumer that goes away stops the reader.
+    pub fn into_stream(mut self) -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
         let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
-        let mut head = STREAM_MAGIC.to_vec();
-        head.extend(encode_canonical(&header));
         tokio::task::spawn_blocking(move || {
-            let served = self.send_frames(&sealer, head, &tx);
-            if let Err(e) = &served {
-                tracing::warn!(delivery = %self.delivery, error = %e, "delivery stream ended early");
+            if let Err(e) = self.send_frames(&tx) {
+                tracing::warn!(delivery = %self.active.delivery, error = %e, "delivery stream ended early");
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
             }
-            self.provider.stream_ended(&self.delivery, served.unwrap_or(0));
         });
-        Ok(rx)
+        rx
     }
 
-    /// Sends every frame; answers the plaintext offset served to.
-    fn send_frames(
-        &self,
-        sealer: &liutong_core::stream::Sealer,
-        head: Vec<u8>,
-        tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    ) -> Result<u64> {
+    /// Sends every frame, recording progress as it goes.
+    fn send_frames(&mut self, tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) -> Result<()> {
         let gone = || Error::Io("the consumer went away".into());
+        let mut head = STREAM_MAGIC.to_vec();
+        head.extend(encode_canonical(&self.header));
         tx.blocking_send(Ok(Bytes::from(head))).map_err(|_| gone())?;
         let chunks = self.commitment.chunks();
         let cs = u64::from(self.commitment.chunk_size);
+        let size = self.commitment.size;
         let list: Vec<u8> = self.hashes.iter().flat_map(|h| h.as_bytes().to_vec()).collect();
         let only = self.from_chunk == chunks;
-        tx.blocking_send(Ok(Bytes::from(frame(&sealer.seal(0, only, &list)?))))
+        let list_len = list.len() as u64;
+        tx.blocking_send(Ok(Bytes::from(frame(&self.sealer.seal(0, only, &list)?))))
             .map_err(|_| gone())?;
+        let mut served = (self.from_chunk * cs).min(size);
+        let (provider, delivery) = (self.active.provider.clone(), self.active.delivery);
+        provider.progress(&delivery, served, list_len);
+        self.active.served_to = served;
         let mut file = std::fs::File::open(&self.source.path).map_err(|e| Error::Io(e.to_string()))?;
-        file.seek(SeekFrom::Start(self.from_chunk * cs))
+        file.seek(SeekFrom::Start(served))
             .map_err(|e| Error::Io(e.to_string()))?;
-        let mut served = self.from_chunk * cs;
         for i in self.from_chunk..chunks {
-            let want = (self.commitment.size - i * cs).min(cs) as usize;
+            let want = (size - i * cs).min(cs) as usize;
             // One buffer per frame, handed to the connection as is: the
             // length, the chunk sealed where it was read, its tag.
             let mut buf = vec![0u8; 4 + want + TAG_LEN];
             file.read_exact(&mut buf[4..4 + want])
                 .map_err(|e| Error::Io(format!("reading {}: {e}", self.source.path.display())))?;
             let index = u32::try_from(i + 1).map_err(|_| Error::Io("more than 2^32 chunks".into()))?;
-            let tag = sealer.seal_in_place(index, i + 1 == chunks, &mut buf[4..4 + want])?;
+            let tag = self
+                .sealer
+                .seal_in_place(index, i + 1 == chunks, &mut buf[4..4 + want])?;
             buf[4 + want..].copy_from_slice(&tag);
             buf[..4].copy_from_slice(&((want + TAG_LEN) as u32).to_be_bytes());
             tx.blocking_send(Ok(Bytes::from(buf))).map_err(|_| gone())?;
             served += want as u64;
-            self.provider.progress(&self.delivery, served, want as u64);
+            provider.progress(&delivery, served, want as u64);
+            self.active.served_to = served;
         }
-        Ok(served)
+        Ok(())
     }
 }

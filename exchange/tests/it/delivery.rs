@@ -443,6 +443,25 @@ async fn deliveries_between_processes_verify_log_and_survive_faults() {
     assert_eq!(resp.status(), 200);
     let body = resp.bytes().await.expect("stream");
     assert!(body.len() > SIZE, "the whole sealed stream");
+    // A resumption at the very end (only the hash list comes back) keeps
+    // the delivery loggable: it served the whole file, no more.
+    let mut tail = None;
+    for nonce in 1000..1050 {
+        let mut at_end = request(nonce, &grant, Some(silent.digest())).request;
+        at_end.from_chunk = 4;
+        let r = post(&SignedRequest::sign(at_end, &consumer.signing))
+            .await
+            .expect("answers");
+        if r.status() == 200 {
+            tail = Some(r.bytes().await.expect("stream"));
+            break;
+        }
+        // The first stream may not have ended at the provider yet.
+        let j: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(j["code"], "delivery.busy", "{j}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(tail.expect("resumed at the end").len() < 1024, "only the hash list");
     let replayed = post(&silent).await.expect("answers");
     assert_eq!(replayed.status(), 409);
     let j: serde_json::Value = replayed.json().await.expect("json");
@@ -475,12 +494,19 @@ async fn deliveries_between_processes_verify_log_and_survive_faults() {
     assert_eq!(resp.status(), 200);
     let _ = resp.bytes().await.expect("stream");
     let mut refused = None;
-    for nonce in 80..90 {
+    for nonce in 80..120 {
         let r = post(&request(nonce, &grant, Some(once_more.digest())))
             .await
             .expect("answers");
         if r.status() != 200 {
-            refused = Some((r.status().as_u16(), r.json::<serde_json::Value>().await.expect("json")));
+            let status = r.status().as_u16();
+            let j = r.json::<serde_json::Value>().await.expect("json");
+            if j["code"] == "delivery.busy" {
+                // The previous stream has not ended at the provider yet.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+            refused = Some((status, j));
             break;
         }
         let _ = r.bytes().await.expect("stream");
@@ -773,11 +799,13 @@ enum Meddle {
     Splice,
     /// Leave out the last frame.
     Truncate,
+    /// Change the encapsulated key in the signed header.
+    Header,
 }
 
 /// Splits a delivery stream into its clear prefix (magic and header) and frames.
 fn split_stream(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    const HEAD: usize = 4 + 32 + 32 + 8 + 4 + 8;
+    const HEAD: usize = 4 + 32 + 32 + 8 + 4 + 8 + 64;
     let (head, mut rest) = bytes.split_at(HEAD);
     let mut frames = Vec::new();
     while rest.len() >= 4 {
@@ -834,6 +862,7 @@ async fn meddler(
                                 Meddle::Truncate => {
                                     frames.pop();
                                 }
+                                Meddle::Header => {}
                                 Meddle::Splice => {
                                     let first = SignedRequest::from_bytes(&body).expect("request");
                                     let other = SignedRequest::sign(
@@ -861,6 +890,10 @@ async fn meddler(
                                 }
                             }
                             let mut out = head;
+                            if matches!(m, Meddle::Header) {
+                                // The encapsulated key follows the magic and the request digest.
+                                out[4 + 32] ^= 1;
+                            }
                             for f in frames {
                                 out.extend(f);
                             }
@@ -931,6 +964,14 @@ async fn reordered_duplicated_spliced_and_truncated_frames_never_pass() {
         assert_eq!(std::fs::read(w.path(&out)).expect("out"), source, "{m:?}");
         assert_eq!(w.uses(&grant).await, before, "{m:?}");
     }
+    // A header not signed by the provider (here: another encapsulated key) is refused.
+    *armed.lock().expect("lock") = Some(Meddle::Header);
+    let (ok, j) = w.fetch(&w.consumer, &grant, "h.bin", &[]).await;
+    assert_eq!(
+        (ok, j["error"]["code"].as_str()),
+        (false, Some("delivery.bad_stream_signature")),
+        "{j}"
+    );
     // A stream cut before its last frame is incomplete, never accepted: it is resumed.
     *armed.lock().expect("lock") = Some(Meddle::Truncate);
     let (ok, j) = w.fetch(&w.consumer, &grant, "t.bin", &[]).await;
