@@ -79,6 +79,34 @@ pub struct Provider {
     receipt_timeout: Duration,
     nonces: Mutex<NonceWindow>,
     pending: Mutex<HashMap<Digest, Pending>>,
+    /// Frame buffers the connections are done with, for the next frames.
+    frames: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+/// Most spare frame buffers a node keeps.
+const SPARE_FRAMES: usize = 16;
+
+/// A frame buffer lent to the connection; it comes back to the pool when
+/// the connection has sent it, so frames cost no allocation (and no page
+/// faults) after the first few.
+struct Lent {
+    buf: Vec<u8>,
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let mut spare = lock(&self.pool);
+        if spare.len() < SPARE_FRAMES {
+            spare.push(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 impl Provider {
@@ -92,6 +120,7 @@ impl Provider {
             receipt_timeout,
             nonces: Mutex::new(NonceWindow::new(skew_ms)),
             pending: Mutex::new(HashMap::new()),
+            frames: Arc::new(Mutex::new(Vec::new())),
         };
         provider.load_pending()?;
         Ok(provider)
@@ -740,8 +769,11 @@ impl Delivery {
         for i in self.from_chunk..chunks {
             let want = (size - i * cs).min(cs) as usize;
             // One buffer per frame, handed to the connection as is: the
-            // length, the chunk sealed where it was read, its tag.
-            let mut buf = vec![0u8; 4 + want + TAG_LEN];
+            // length, the chunk sealed where it was read, its tag. Buffers
+            // come back from the connection (see `Lent`); every byte of the
+            // frame is written below, so a reused one needs no clearing.
+            let mut buf = lock(&provider.frames).pop().unwrap_or_default();
+            buf.resize(4 + want + TAG_LEN, 0);
             file.read_exact(&mut buf[4..4 + want])
                 .map_err(|e| Error::Io(format!("reading {}: {e}", self.source.path.display())))?;
             let index = u32::try_from(i + 1).map_err(|_| Error::Io("more than 2^32 chunks".into()))?;
@@ -750,7 +782,11 @@ impl Delivery {
                 .seal_in_place(index, i + 1 == chunks, &mut buf[4..4 + want])?;
             buf[4 + want..].copy_from_slice(&tag);
             buf[..4].copy_from_slice(&((want + TAG_LEN) as u32).to_be_bytes());
-            tx.blocking_send(Ok(Bytes::from(buf))).map_err(|_| gone())?;
+            let lent = Lent {
+                buf,
+                pool: provider.frames.clone(),
+            };
+            tx.blocking_send(Ok(Bytes::from_owner(lent))).map_err(|_| gone())?;
             served += want as u64;
             provider.progress(&delivery, served, want as u64);
             self.active.served_to = served;
