@@ -303,8 +303,14 @@ fn feed(mut reader: impl Read, mut hasher: ChunkHasher) -> Result<ChunkHasher> {
 
 /// The commitment of a file on disk.
 pub fn commit_file(path: &Path, chunk_size: u32) -> Result<Commitment> {
+    file_chunk_hashes(path, chunk_size).map(|(_, c)| c)
+}
+
+/// [`chunk_hashes`] of a file: its chunk hash list and commitment in one pass.
+pub fn file_chunk_hashes(path: &Path, chunk_size: u32) -> Result<(Vec<Digest>, Commitment)> {
     let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("opening {}: {e}", path.display())))?;
-    commit_reader(std::io::BufReader::new(file), chunk_size).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+    chunk_hashes(std::io::BufReader::with_capacity(1 << 20, file), chunk_size)
+        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

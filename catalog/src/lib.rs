@@ -11,8 +11,8 @@ mod schema;
 pub mod search;
 
 pub use commitment::{
-    check_chunk_size, chunk_hashes, chunk_root, commit_file, commit_reader, ChunkHasher, ChunkVerifier, Commitment,
-    MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
+    check_chunk_size, chunk_hashes, chunk_root, commit_file, commit_reader, file_chunk_hashes, ChunkHasher,
+    ChunkVerifier, Commitment, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
 };
 pub use descriptor::{
     check_media_type, check_name, normalize_tags, DatasetId, DatasetKind, Description, MAX_DESCRIPTION, MAX_NAME,

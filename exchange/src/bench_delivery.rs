@@ -81,10 +81,7 @@ fn exe() -> Result<PathBuf> {
 
 /// Peak resident memory of a running process (Linux), in MiB.
 fn peak_rss_of(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    crate::fetch::peak_rss_mib_in(&format!("/proc/{pid}/status"))
 }
 
 fn mib_s(bytes: u64, secs: f64) -> f64 {

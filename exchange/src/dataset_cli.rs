@@ -9,7 +9,7 @@ use crate::home::Home;
 use crate::machine::{KIND_DATASET_DELIST, KIND_DATASET_REGISTER, KIND_DATASET_UPDATE};
 use crate::{Error, Result};
 use clap::{Args, Subcommand};
-use liutong_catalog::{commit_file, infer, normalize_tags, DatasetId, DatasetKind, Description, TableFormat};
+use liutong_catalog::{file_chunk_hashes, infer, normalize_tags, DatasetId, DatasetKind, Description, TableFormat};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -113,7 +113,8 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
                 .clone()
                 .ok_or_else(|| Error::BadRequest("--title is required to register a dataset".into()))?;
             let genesis = chain_genesis(home, &client, true).await?;
-            let description = describe(&file, &about, title, String::new(), None, genesis.catalog.chunk_size)?;
+            let (description, hashes) =
+                describe(&file, &about, title, String::new(), None, genesis.catalog.chunk_size)?;
             let r = submit(
                 home,
                 &client,
@@ -123,7 +124,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             .await?;
             let record: DatasetRecord = record_of(&r)?;
             let kept = home.record_source(&record.id, record.version, &file, &record.description.commitment)?;
-            crate::serve::prepare(home, &record.id, record.version, &record.description.commitment)?;
+            crate::serve::keep_hash_list(home, &record.id, record.version, &kept, &hashes)?;
             Ok(Output::ok(
                 format!(
                     "{}\n{}\n  file kept at {} (listed in {} for delivery; it never goes on the ledger)",
@@ -158,7 +159,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
                 kind,
                 ..about
             };
-            let description = describe(
+            let (description, hashes) = describe(
                 &file,
                 &about,
                 title,
@@ -178,7 +179,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             .await?;
             let record: DatasetRecord = record_of(&r)?;
             let kept = home.record_source(&record.id, record.version, &file, &record.description.commitment)?;
-            crate::serve::prepare(home, &record.id, record.version, &record.description.commitment)?;
+            crate::serve::keep_hash_list(home, &record.id, record.version, &kept, &hashes)?;
             Ok(Output::ok(
                 format!(
                     "{}\n{}\n  file kept at {}",
@@ -300,7 +301,7 @@ fn describe(
     default_text: String,
     default_media: Option<String>,
     chunk_size: u32,
-) -> Result<Description> {
+) -> Result<(Description, Vec<liutong_core::Digest>)> {
     let format = TableFormat::of_path(file);
     let kind: DatasetKind = match &about.kind {
         Some(k) => k.parse()?,
@@ -324,7 +325,8 @@ fn describe(
             (None, Some(current)) => current,
             _ => media_type_of(file, format),
         });
-    let commitment = commit_file(file, chunk_size)?;
+    // One pass gives the commitment and the chunk hash list the node keeps for delivery.
+    let (hashes, commitment) = file_chunk_hashes(file, chunk_size)?;
     let description = Description {
         title,
         description: about.description.clone().unwrap_or(default_text),
@@ -335,7 +337,7 @@ fn describe(
         commitment,
     };
     description.validate(chunk_size)?;
-    Ok(description)
+    Ok((description, hashes))
 }
 
 fn media_type_of(file: &Path, format: Option<TableFormat>) -> String {

@@ -283,7 +283,12 @@ pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
 
 /// This process's peak resident memory (Linux), in MiB.
 pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_mib_in("/proc/self/status")
+}
+
+/// The peak resident memory (`VmHWM`) a `/proc/PID/status` file states, in MiB.
+pub fn peak_rss_mib_in(status_file: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(status_file).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)

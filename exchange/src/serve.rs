@@ -21,7 +21,7 @@ use crate::machine::{CF_PARTIES, CF_PARTY_KEYS, KIND_ACCESS_LOG, KIND_GRANT_USE}
 use crate::party::{KeyBinding, Party, PartyStatus};
 use crate::{Error, Result};
 use axum::body::Bytes;
-use liutong_catalog::{chunk_hashes, Commitment, DatasetId};
+use liutong_catalog::{file_chunk_hashes, Commitment, DatasetId};
 use liutong_core::stream::TAG_LEN;
 use liutong_core::{encode_canonical, now_ms, Canonical, Digest, Timestamp};
 use liutong_ledger::Ledger;
@@ -623,17 +623,34 @@ fn corrupt(cf: &str) -> Error {
     Error::Ledger(liutong_ledger::Error::Corrupt(format!("{cf}: unreadable entry")))
 }
 
-/// Prepares a registered file for delivery: its chunk hash list, kept in
-/// the home so the first delivery does not read the file twice.
-pub fn prepare(home: &Home, dataset: &DatasetId, version: u32, commitment: &Commitment) -> Result<()> {
-    let source = home
-        .sources()?
-        .datasets
-        .get(&dataset.to_string())
-        .and_then(|v| v.get(&version))
-        .cloned()
-        .ok_or_else(|| Error::Home(format!("no source recorded for dataset {dataset} version {version}")))?;
-    hash_list(home, dataset, version, &source, commitment).map(|_| ())
+/// Keeps a registered file's chunk hash list (made in the same pass as its
+/// commitment) in the home, stamped with the file's size and modification
+/// time, so the first delivery does not read the file twice.
+pub fn keep_hash_list(home: &Home, dataset: &DatasetId, version: u32, file: &Path, hashes: &[Digest]) -> Result<()> {
+    let meta = std::fs::metadata(file).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
+    write_cache(home, dataset, version, &meta, hashes)
+}
+
+fn cache_path(home: &Home, dataset: &DatasetId, version: u32) -> PathBuf {
+    home.dir().join("chunks").join(format!("{dataset}-{version}.hashes"))
+}
+
+fn write_cache(
+    home: &Home,
+    dataset: &DatasetId,
+    version: u32,
+    meta: &std::fs::Metadata,
+    hashes: &[Digest],
+) -> Result<()> {
+    let mut out = Vec::with_capacity(16 + hashes.len() * 32);
+    out.extend(modified_ns(meta).to_be_bytes());
+    out.extend(meta.len().to_be_bytes());
+    for h in hashes {
+        out.extend_from_slice(h.as_bytes());
+    }
+    let cache = cache_path(home, dataset, version);
+    std::fs::create_dir_all(cache.parent().unwrap_or(home.dir())).map_err(|e| Error::Io(e.to_string()))?;
+    write_atomically(&cache, &out, false)
 }
 
 /// The chunk hash list of a source file: from the cache in the home when
@@ -661,28 +678,19 @@ fn hash_list(
     if meta.len() != commitment.size {
         return Err(changed(format!("{} bytes, not {}", meta.len(), commitment.size)));
     }
-    let stamp = modified_ns(&meta);
-    let cache = home.dir().join("chunks").join(format!("{dataset}-{version}.hashes"));
+    let cache = cache_path(home, dataset, version);
     if let Ok(bytes) = std::fs::read(&cache) {
-        if let Some(hashes) = parse_cache(&bytes, stamp, meta.len()) {
+        if let Some(hashes) = parse_cache(&bytes, modified_ns(&meta), meta.len()) {
             if liutong_catalog::chunk_root(&hashes) == commitment.chunk_root {
                 return Ok(hashes);
             }
         }
     }
-    let file = std::fs::File::open(&source.path).map_err(|e| changed(e.to_string()))?;
-    let (hashes, c) = chunk_hashes(std::io::BufReader::with_capacity(1 << 20, file), commitment.chunk_size)?;
+    let (hashes, c) = file_chunk_hashes(&source.path, commitment.chunk_size).map_err(|e| changed(e.to_string()))?;
     if c.chunk_root != commitment.chunk_root {
         return Err(changed("its content differs".into()));
     }
-    let mut out = Vec::with_capacity(16 + hashes.len() * 32);
-    out.extend(stamp.to_be_bytes());
-    out.extend(meta.len().to_be_bytes());
-    for h in &hashes {
-        out.extend_from_slice(h.as_bytes());
-    }
-    std::fs::create_dir_all(cache.parent().unwrap_or(home.dir())).map_err(|e| Error::Io(e.to_string()))?;
-    write_atomically(&cache, &out, false)?;
+    write_cache(home, dataset, version, &meta, &hashes)?;
     Ok(hashes)
 }
 

@@ -2,6 +2,13 @@
 //! verify online and offline, chain verify; bad input gives a code and exit 1.
 
 use crate::common::{liutong, start_node_with, NodeProcess};
+
+/// The last stdout line of a run that must have succeeded, as JSON.
+fn last_json_of_success(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON last line")
+}
 use std::path::Path;
 use std::process::Command;
 
@@ -203,10 +210,7 @@ fn bench_ledger_prints_one_json_object_last() {
         ])
         .output()
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON last line");
+    let last = last_json_of_success(&out);
     for key in ["tx_per_s", "raw_verify_per_s", "ratio", "p50_ms", "p99_ms"] {
         assert!(last[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {last}");
     }
@@ -368,10 +372,7 @@ fn bench_delivery_prints_one_json_object_last() {
         .arg(dir.path())
         .output()
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON last line");
+    let last = last_json_of_success(&out);
     assert_eq!(last["size_bytes"], 3 << 20);
     for key in [
         "mib_per_s",

@@ -601,33 +601,23 @@ async fn malformed_requests_and_receipts_get_codes() {
         &consumer.signing,
     );
     r.request.nonce = 2;
+    let post_signed =
+        |req: DeliveryRequest| post("/v1/deliveries", SignedRequest::sign(req, &consumer.signing).to_bytes());
     let (s, j) = post("/v1/deliveries", r.to_bytes()).await;
     assert_eq!((s, j["code"].as_str()), (401, Some("delivery.bad_signature")), "{j}");
     let mut unknown = r.request.clone();
     unknown.grant = liutong_exchange::grants::GrantId([9; 16]);
-    let (s, j) = post(
-        "/v1/deliveries",
-        SignedRequest::sign(unknown, &consumer.signing).to_bytes(),
-    )
-    .await;
+    let (s, j) = post_signed(unknown).await;
     assert_eq!((s, j["code"].as_str()), (404, Some("delivery.unknown_grant")), "{j}");
     let mut stale = r.request.clone();
     stale.timestamp -= 3_600_000;
-    let (s, j) = post(
-        "/v1/deliveries",
-        SignedRequest::sign(stale, &consumer.signing).to_bytes(),
-    )
-    .await;
+    let (s, j) = post_signed(stale).await;
     assert_eq!((s, j["code"].as_str()), (400, Some("delivery.stale")), "{j}");
     // A request naming another dataset than its grant's.
     let mut elsewhere = r.request.clone();
     elsewhere.dataset = liutong_catalog::DatasetId([7; 16]);
     elsewhere.nonce = 3;
-    let (s, j) = post(
-        "/v1/deliveries",
-        SignedRequest::sign(elsewhere, &consumer.signing).to_bytes(),
-    )
-    .await;
+    let (s, j) = post_signed(elsewhere).await;
     assert_eq!((s, j["code"].as_str()), (422, Some("delivery.wrong_dataset")), "{j}");
     // A grant whose window has closed.
     let now = now_ms();
