@@ -18,7 +18,7 @@ pub use descriptor::{
     check_media_type, check_name, normalize_tags, DatasetId, DatasetKind, Description, MAX_DESCRIPTION, MAX_NAME,
     MAX_TAG, MAX_TAGS, MAX_TITLE,
 };
-pub use schema::{infer, Column, TableFormat, TableShape, MAX_COLUMNS};
+pub use schema::{infer, Column, TableFormat, TableShape, ARROW_STREAM_MEDIA_TYPE, MAX_COLUMNS};
 
 /// Default chunk size of content commitments: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1024 * 1024;

@@ -1,5 +1,5 @@
-//! Table schemas as the ledger records them, and their inference from CSV and
-//! Parquet files with arrow's own readers.
+//! Table schemas as the ledger records them, and their inference from CSV,
+//! Parquet, NDJSON and Arrow IPC files with arrow's own readers.
 
 use crate::{Error, Result};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -85,15 +85,36 @@ impl TableShape {
 pub enum TableFormat {
     Csv,
     Parquet,
+    /// Newline-delimited JSON: one object per line.
+    NdJson,
+    /// Arrow IPC, file or stream format.
+    ArrowIpc,
 }
 
+/// The media type of a PostgreSQL table's snapshot: an Arrow IPC stream.
+pub const ARROW_STREAM_MEDIA_TYPE: &str = "application/vnd.apache.arrow.stream";
+
 impl TableFormat {
-    /// By file extension (`.csv`, `.parquet`/`.parq`), case-insensitive.
+    /// By file extension (`.csv`, `.parquet`/`.parq`, `.ndjson`/`.jsonl`,
+    /// `.arrow`/`.arrows`/`.ipc`/`.feather`), case-insensitive.
     pub fn of_path(path: &Path) -> Option<TableFormat> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "csv" => Some(TableFormat::Csv),
             "parquet" | "parq" => Some(TableFormat::Parquet),
+            "ndjson" | "jsonl" => Some(TableFormat::NdJson),
+            "arrow" | "arrows" | "ipc" | "feather" => Some(TableFormat::ArrowIpc),
+            _ => None,
+        }
+    }
+
+    /// By a descriptor's media type (what the ledger says a table is).
+    pub fn of_media_type(media_type: &str) -> Option<TableFormat> {
+        match media_type {
+            "text/csv" => Some(TableFormat::Csv),
+            "application/vnd.apache.parquet" => Some(TableFormat::Parquet),
+            "application/x-ndjson" => Some(TableFormat::NdJson),
+            "application/vnd.apache.arrow.file" | ARROW_STREAM_MEDIA_TYPE => Some(TableFormat::ArrowIpc),
             _ => None,
         }
     }
@@ -102,16 +123,32 @@ impl TableFormat {
         match self {
             TableFormat::Csv => "text/csv",
             TableFormat::Parquet => "application/vnd.apache.parquet",
+            TableFormat::NdJson => "application/x-ndjson",
+            TableFormat::ArrowIpc => "application/vnd.apache.arrow.file",
         }
     }
 }
 
 /// Infers a table's shape by reading the whole file once: for CSV, arrow's
 /// type inference over every record (with a header row) and the record
-/// count; for Parquet, the schema and row count from the footer.
+/// count; for Parquet, the schema and row count from the footer; for
+/// NDJSON, arrow's inference over every line; for Arrow IPC, the schema it
+/// carries and a count of its rows.
 pub fn infer(path: &Path, format: TableFormat) -> Result<TableShape> {
     let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("opening {}: {e}", path.display())))?;
     let shape = match format {
+        TableFormat::NdJson => {
+            let bad = |e: &dyn std::fmt::Display| {
+                Error::BadTable(format!("{} is not a readable NDJSON table: {e}", path.display()))
+            };
+            let mut reader = std::io::BufReader::new(file);
+            let (schema, rows) = arrow::json::reader::infer_json_schema(&mut reader, None).map_err(|e| bad(&e))?;
+            if schema.fields().is_empty() {
+                return Err(bad(&"it has no fields"));
+            }
+            TableShape::from_arrow(&schema, rows as u64)
+        }
+        TableFormat::ArrowIpc => ipc_shape(path, file)?,
         TableFormat::Csv => {
             let (schema, rows) = arrow::csv::reader::Format::default()
                 .with_header(true)
@@ -128,6 +165,30 @@ pub fn infer(path: &Path, format: TableFormat) -> Result<TableShape> {
     };
     shape.to_arrow()?;
     Ok(shape)
+}
+
+/// An Arrow IPC file (with its footer) or stream: its schema and rows.
+fn ipc_shape(path: &Path, file: std::fs::File) -> Result<TableShape> {
+    use arrow::ipc::reader::{FileReader, StreamReader};
+    let bad = |e: &dyn std::fmt::Display| Error::BadTable(format!("{} is not a readable Arrow IPC table: {e}", path.display()));
+    fn count(
+        batches: impl Iterator<Item = std::result::Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError>>,
+    ) -> std::result::Result<u64, arrow::error::ArrowError> {
+        batches.map(|b| b.map(|b| b.num_rows() as u64)).sum()
+    }
+    match FileReader::try_new(std::io::BufReader::new(&file), None) {
+        Ok(mut r) => {
+            let schema = r.schema();
+            let rows = count(r.by_ref()).map_err(|e| bad(&e))?;
+            Ok(TableShape::from_arrow(&schema, rows))
+        }
+        Err(_) => {
+            let mut r = StreamReader::try_new(std::io::BufReader::new(&file), None).map_err(|e| bad(&e))?;
+            let schema = r.schema();
+            let rows = count(r.by_ref()).map_err(|e| bad(&e))?;
+            Ok(TableShape::from_arrow(&schema, rows))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 mod filter;
 pub mod odrl;
+pub mod query;
 mod terms;
 
 pub use filter::{check_row_filter, ALLOWED_FUNCTIONS, MAX_FILTER};

@@ -1,0 +1,870 @@
+//! Queries under a grant's terms: the consumer's SQL is parsed and planned
+//! by DataFusion in a session that holds one table, then the logical plan
+//! (never the SQL text) is checked and rewritten so that what runs can only
+//! return what the terms allow.
+//!
+//! Every scan of the table becomes
+//!
+//! ```text
+//! SubqueryAlias: <table>                 the name the consumer's SQL uses
+//!   PolicyBoundary                       nothing above is pushed below
+//!     Projection: <allowed, masked>      masks applied at the scan
+//!       Filter: <row filter>             directly above the scan
+//!         TableScan: <table>
+//! ```
+//!
+//! The consumer plans against a table that has only the allowed columns,
+//! with the masked ones at their masked types, so `SELECT *` expands to the
+//! allowed columns and a forbidden one is refused by name wherever it
+//! appears (alias, subquery, CTE, UNION, CASE, cast). The boundary keeps the
+//! optimizer from pushing the consumer's predicates below the row filter or
+//! the masks, logically and physically, so no expression of the consumer's
+//! is ever evaluated on a filtered row or an unmasked value (not even one
+//! that would only raise an error).
+//!
+//! Aggregate-only terms admit one scan of the table, no join, union, unnest,
+//! window or DISTINCT, and an aggregation on the way from the scan to the
+//! output using only allow-listed aggregate functions; that aggregation gets
+//! a hidden `count(*)` and every group with fewer than `k` rows is dropped
+//! directly above it. A row cap becomes a limit over the whole query.
+
+use crate::Terms;
+use arrow::array::{Array, ArrayRef, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchemaRef, DataFusionError, ScalarValue, SchemaError, TableReference};
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{
+    cast, col, lit, ColumnarValue, Expr, Extension, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, UserDefinedLogicalNode, UserDefinedLogicalNodeCore, Volatility,
+};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
+};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+use sha2::{Digest as _, Sha256};
+use std::sync::Arc;
+
+/// Longest SQL text a query may have, in bytes.
+pub const MAX_SQL: usize = 64 * 1024;
+/// How deep the SQL parser may nest before it refuses.
+pub const MAX_NESTING: usize = 64;
+/// The hidden per-group row count of aggregate-only queries.
+const GROUP_ROWS: &str = "__liutong_group_rows";
+
+/// Aggregate functions an aggregate-only grant allows: each summarizes a
+/// group. Collecting ones (`array_agg`, `string_agg`) and ones that pick a
+/// row (`first_value`, `last_value`, `nth_value`) are not among them.
+pub const AGGREGATE_ONLY_FUNCTIONS: [&str; 20] = [
+    "count",
+    "sum",
+    "avg",
+    "mean",
+    "min",
+    "max",
+    "median",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "var",
+    "var_pop",
+    "var_samp",
+    "var_population",
+    "var_sample",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "approx_distinct",
+    "approx_median",
+];
+
+/// Why a query is refused; `code` is stable, `message` names the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct QueryRefusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> QueryRefusal {
+    QueryRefusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Resource limits of one query's session.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryLimits {
+    /// Memory DataFusion's operators may reserve (sorts, joins, aggregations).
+    pub memory_bytes: usize,
+    /// Parallel partitions.
+    pub partitions: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> QueryLimits {
+        QueryLimits {
+            memory_bytes: 512 * 1024 * 1024,
+            partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// What the rewrite enforced, one line per term, for the access log.
+pub type Enforced = Vec<String>;
+
+/// A query ready to run: the rewritten logical plan and what it enforces.
+#[derive(Debug)]
+pub struct PolicyPlan {
+    pub plan: LogicalPlan,
+    pub enforced: Enforced,
+}
+
+/// One dataset in a fresh session under a grant's terms.
+pub struct PolicySession {
+    ctx: SessionContext,
+    name: String,
+    table: Arc<dyn TableProvider>,
+    terms: Terms,
+    salt: [u8; 32],
+}
+
+impl PolicySession {
+    /// A session holding only `table` under `name` (its catalog name), as the
+    /// consumer may see it under `terms`. `salt` is the grant's secret salt
+    /// for hash masks (the same within a grant, unknown outside it). No
+    /// table functions, no information_schema, no file or URL tables.
+    pub fn new(
+        name: &str,
+        table: Arc<dyn TableProvider>,
+        terms: &Terms,
+        salt: [u8; 32],
+        limits: QueryLimits,
+    ) -> Result<PolicySession, QueryRefusal> {
+        let internal = |e: DataFusionError| refuse("query.internal", first_line(&e.to_string()));
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_target_partitions(limits.partitions.max(1))
+            .with_default_catalog_and_schema("liutong", "public");
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes, 1.0)
+            .build_arc()
+            .map_err(internal)?;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_table_functions(Default::default())
+            .with_query_planner(Arc::new(PolicyPlanner))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        // The consumer's view: allowed columns only, masked ones at their masked type.
+        let view = Arc::new(EmptyTable::new(Arc::new(visible_schema(&table.schema(), terms)?)));
+        ctx.register_table(TableReference::bare(name), view).map_err(internal)?;
+        Ok(PolicySession {
+            ctx,
+            name: name.to_string(),
+            table,
+            terms: terms.clone(),
+            salt,
+        })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Parses, checks and rewrites `sql`; nothing runs.
+    pub async fn plan(&self, sql: &str) -> Result<PolicyPlan, QueryRefusal> {
+        let statement = parse_one_select(sql)?;
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| self.planning_refusal(e))?;
+        check_nodes(&plan, &self.name)?;
+        let mut enforced = Enforced::new();
+        let plan = match self.terms.min_group_size {
+            Some(k) => {
+                enforced.push(format!("aggregate-only: every group has at least {k} rows"));
+                aggregate_only(plan, &self.name, k)?
+            }
+            None => plan,
+        };
+        let (plan, scan_terms) = self.replace_scans(plan)?;
+        enforced.splice(0..0, scan_terms);
+        let plan = match self.terms.row_cap {
+            Some(cap) => {
+                enforced.push(format!("row cap: at most {cap} rows"));
+                LogicalPlanBuilder::from(plan)
+                    .limit(0, Some(usize::try_from(cap).unwrap_or(usize::MAX)))
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?
+            }
+            None => plan,
+        };
+        Ok(PolicyPlan { plan, enforced })
+    }
+
+    /// Every scan of the table becomes the policy scan (see the module docs).
+    fn replace_scans(&self, plan: LogicalPlan) -> Result<(LogicalPlan, Enforced), QueryRefusal> {
+        let (scan, enforced) = self.policy_scan()?;
+        let name = TableReference::bare(self.name.as_str());
+        let plan = plan
+            .transform_up_with_subqueries(|node| match &node {
+                LogicalPlan::TableScan(s) if s.table_name == name => {
+                    let mut replaced = scan.clone();
+                    if let Some(projection) = &s.projection {
+                        let columns: Vec<Expr> = projection
+                            .iter()
+                            .map(|i| Expr::Column(Column::from(replaced.schema().qualified_field(*i))))
+                            .collect();
+                        replaced = LogicalPlanBuilder::from(replaced).project(columns)?.build()?;
+                    }
+                    Ok(Transformed::yes(replaced))
+                }
+                LogicalPlan::TableScan(s) => Err(DataFusionError::Plan(format!("unexpected table {}", s.table_name))),
+                _ => Ok(Transformed::no(node)),
+            })
+            .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?;
+        Ok((plan.data, enforced))
+    }
+
+    /// The scan of the table under the terms, and what it enforces.
+    fn policy_scan(&self) -> Result<(LogicalPlan, Enforced), QueryRefusal> {
+        let internal = |e: DataFusionError| refuse("query.internal", first_line(&e.to_string()));
+        let terms = &self.terms;
+        let mut enforced = Enforced::new();
+        let name = TableReference::bare(self.name.as_str());
+        let mut b = LogicalPlanBuilder::scan(name.clone(), provider_as_source(self.table.clone()), None)
+            .map_err(internal)?;
+        if let Some(filter) = &terms.row_filter {
+            let schema = b.schema().clone();
+            let expr = self
+                .ctx
+                .parse_sql_expr(filter, &schema)
+                .map_err(|e| refuse("query.bad_terms", format!("the grant's row filter: {}", first_line(&e.to_string()))))?;
+            b = b.filter(expr).map_err(internal)?;
+            enforced.push(format!("row filter: {filter}"));
+        }
+        let full = self.table.schema();
+        let allowed = allowed_fields(&full, terms);
+        let restricts = allowed.len() < full.fields().len();
+        if restricts {
+            let names: Vec<&str> = allowed.iter().map(|f| f.name().as_str()).collect();
+            enforced.push(format!("columns: {}", names.join(", ")));
+        }
+        if restricts || !terms.masks.is_empty() {
+            let mut exprs = Vec::with_capacity(allowed.len());
+            for f in &allowed {
+                let column = Expr::Column(Column::new(Some(name.clone()), f.name()));
+                let expr = match terms.masks.iter().find(|m| &m.column == f.name()) {
+                    Some(m) => {
+                        enforced.push(format!("mask {}: {}", f.name(), describe_mask(&m.mask)));
+                        mask_expr(column, &m.mask, f.data_type(), self.salt)?
+                    }
+                    None => column,
+                };
+                exprs.push(expr.alias(f.name()));
+            }
+            b = b.project(exprs).map_err(internal)?;
+        }
+        let mut plan = b.build().map_err(internal)?;
+        if terms.row_filter.is_some() || !terms.masks.is_empty() {
+            plan = LogicalPlan::Extension(Extension {
+                node: Arc::new(PolicyBoundary::new(plan)),
+            });
+        }
+        let plan = LogicalPlanBuilder::from(plan)
+            .alias(name)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(internal)?;
+        Ok((plan, enforced))
+    }
+
+    /// A planning error as the consumer should read it: a forbidden column
+    /// is named as such; other errors keep DataFusion's first line.
+    fn planning_refusal(&self, e: DataFusionError) -> QueryRefusal {
+        if let DataFusionError::SchemaError(schema_error, _) = e.find_root() {
+            let SchemaError::FieldNotFound { field, .. } = schema_error.as_ref() else {
+                return refuse("query.invalid", first_line(&e.to_string()));
+            };
+            let wanted = field.name.as_str();
+            let full = self.table.schema();
+            let hidden = full
+                .fields()
+                .iter()
+                .find(|f| f.name() == wanted || f.name().eq_ignore_ascii_case(wanted))
+                .filter(|f| !allowed_fields(&full, &self.terms).iter().any(|a| a.name() == f.name()));
+            return match hidden {
+                Some(f) => refuse(
+                    "query.forbidden_column",
+                    format!(
+                        "column {:?} is outside the grant's columns (allowed: {})",
+                        f.name(),
+                        allowed_fields(&full, &self.terms)
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                None => refuse("query.unknown_column", format!("no column {wanted:?} in {}", self.name)),
+            };
+        }
+        let message = first_line(&e.to_string());
+        if message.contains("table") && message.contains("not found") {
+            return refuse(
+                "query.unknown_table",
+                format!("{message}: this query may read only the table {}", self.name),
+            );
+        }
+        if message.contains("function") && (message.contains("not found") || message.contains("Invalid function")) {
+            return refuse("query.unknown_function", message);
+        }
+        refuse("query.invalid", message)
+    }
+}
+
+/// One read-only SELECT (or VALUES/WITH … SELECT), nothing else.
+fn parse_one_select(sql: &str) -> Result<DFStatement, QueryRefusal> {
+    if sql.len() > MAX_SQL {
+        return Err(refuse(
+            "query.too_long",
+            format!("the query is {} bytes; the limit is {MAX_SQL}", sql.len()),
+        ));
+    }
+    if sql.trim().is_empty() {
+        return Err(refuse("query.empty", "the query is empty"));
+    }
+    let mut statements = DFParserBuilder::new(sql)
+        .with_recursion_limit(MAX_NESTING)
+        .build()
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| {
+            let m = first_line(&e.to_string());
+            if m.to_ascii_lowercase().contains("recursion limit") {
+                refuse("query.too_deep", format!("the query nests deeper than {MAX_NESTING} levels"))
+            } else {
+                refuse("query.syntax", m)
+            }
+        })?;
+    if statements.len() != 1 {
+        return Err(refuse(
+            "query.multiple_statements",
+            format!("one SELECT statement per query, not {}", statements.len()),
+        ));
+    }
+    let statement = statements.pop_front().ok_or_else(|| refuse("query.empty", "the query is empty"))?;
+    match &statement {
+        DFStatement::Statement(s) if matches!(**s, Statement::Query(_)) => Ok(statement),
+        DFStatement::Statement(s) => Err(refuse(
+            "query.not_select",
+            format!("only a SELECT may run, not {}", statement_kind(s)),
+        )),
+        DFStatement::CopyTo(_) => Err(refuse("query.not_select", "only a SELECT may run, not COPY")),
+        DFStatement::CreateExternalTable(_) => Err(refuse(
+            "query.not_select",
+            "only a SELECT may run, not CREATE EXTERNAL TABLE",
+        )),
+        DFStatement::Explain(_) => Err(refuse("query.not_select", "only a SELECT may run, not EXPLAIN")),
+        _ => Err(refuse("query.not_select", "only a SELECT may run")),
+    }
+}
+
+fn statement_kind(s: &Statement) -> String {
+    let text = s.to_string();
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase()
+}
+
+/// Only relational operators of a read-only query; a `SELECT … INTO` (a
+/// table creation), a recursive CTE or anything else is refused.
+fn check_nodes(plan: &LogicalPlan, name: &str) -> Result<(), QueryRefusal> {
+    let mut refusal = None;
+    plan.apply_with_subqueries(|node| {
+        let bad = match node {
+            LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Aggregate(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Join(_)
+            | LogicalPlan::Repartition(_)
+            | LogicalPlan::Union(_)
+            | LogicalPlan::EmptyRelation(_)
+            | LogicalPlan::Subquery(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Values(_)
+            | LogicalPlan::Distinct(_)
+            | LogicalPlan::Unnest(_) => None,
+            LogicalPlan::TableScan(s) if s.table_name == TableReference::bare(name) => None,
+            LogicalPlan::TableScan(s) => Some(refuse(
+                "query.unknown_table",
+                format!("this query may read only the table {name}, not {}", s.table_name),
+            )),
+            LogicalPlan::RecursiveQuery(_) => Some(refuse("query.not_allowed", "recursive queries are not allowed")),
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Some(refuse(
+                "query.not_select",
+                "the query would write (SELECT … INTO, DDL or DML); only reads are allowed",
+            )),
+            other => Some(refuse(
+                "query.not_allowed",
+                format!("{} is not allowed in a query", other.display()),
+            )),
+        };
+        if let Some(r) = bad {
+            refusal = Some(r);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        for e in node.expressions() {
+            e.apply(|e| {
+                if let Expr::Placeholder(p) = e {
+                    refusal = Some(refuse("query.not_allowed", format!("parameter {} has no value", p.id)));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if refusal.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })
+    .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?;
+    refusal.map_or(Ok(()), Err)
+}
+
+/// Checks an aggregate-only query and adds the group-size suppression.
+fn aggregate_only(plan: LogicalPlan, name: &str, k: u32) -> Result<LogicalPlan, QueryRefusal> {
+    let table = TableReference::bare(name);
+    let mut scans = 0;
+    let mut refusal = None;
+    plan.apply_with_subqueries(|node| {
+        let bad = match node {
+            LogicalPlan::TableScan(s) if s.table_name == table => {
+                scans += 1;
+                None
+            }
+            LogicalPlan::Join(_) => Some("a join"),
+            LogicalPlan::Union(_) => Some("a UNION"),
+            LogicalPlan::Unnest(_) => Some("UNNEST"),
+            LogicalPlan::Window(_) => Some("a window function"),
+            LogicalPlan::Distinct(_) => Some("DISTINCT (use GROUP BY)"),
+            _ => None,
+        };
+        if let Some(what) = bad {
+            refusal = Some(refuse(
+                if what == "a window function" {
+                    "query.window_not_allowed"
+                } else {
+                    "query.not_aggregated"
+                },
+                format!("the grant allows only aggregated output, so {what} is not allowed"),
+            ));
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?;
+    if let Some(r) = refusal {
+        return Err(r);
+    }
+    if scans > 1 {
+        return Err(refuse(
+            "query.not_aggregated",
+            format!("the grant allows only aggregated output: the query reads {name} {scans} times, once is allowed"),
+        ));
+    }
+    // The nearest aggregation above the scan gets the suppression; a scan
+    // with none above it means row-level output.
+    let mut found = false;
+    let rewritten = plan
+        .transform_up(|node| {
+            let LogicalPlan::Aggregate(agg) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            if found || !reads(&agg.input, &table) {
+                return Ok(Transformed::no(node));
+            }
+            found = true;
+            for e in &agg.aggr_expr {
+                let mut bad = None;
+                e.apply(|e| {
+                    if let Expr::AggregateFunction(f) = e {
+                        let n = f.func.name().to_ascii_lowercase();
+                        if !AGGREGATE_ONLY_FUNCTIONS.contains(&n.as_str()) {
+                            bad = Some(n);
+                            return Ok(TreeNodeRecursion::Stop);
+                        }
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })?;
+                if let Some(n) = bad {
+                    return Err(DataFusionError::External(Box::new(refuse(
+                        "query.aggregate_not_allowed",
+                        format!(
+                            "{n} returns row values; an aggregate-only grant allows {}",
+                            AGGREGATE_ONLY_FUNCTIONS.join(", ")
+                        ),
+                    ))));
+                }
+            }
+            let outputs: Vec<Expr> = agg
+                .schema
+                .iter()
+                .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+                .collect();
+            let mut aggr = agg.aggr_expr.clone();
+            aggr.push(datafusion::functions_aggregate::count::count_all().unalias().alias(GROUP_ROWS));
+            let suppressed = LogicalPlanBuilder::from(agg.input.as_ref().clone())
+                .aggregate(agg.group_expr.clone(), aggr)?
+                .filter(col(GROUP_ROWS).gt_eq(lit(i64::from(k))))?
+                .project(outputs)?
+                .build()?;
+            Ok(Transformed::new(suppressed, true, TreeNodeRecursion::Jump))
+        })
+        .map_err(|e| match e.find_root() {
+            DataFusionError::External(inner) => match inner.downcast_ref::<QueryRefusal>() {
+                Some(r) => r.clone(),
+                None => refuse("query.internal", first_line(&e.to_string())),
+            },
+            other => refuse("query.internal", first_line(&other.to_string())),
+        })?;
+    if scans == 1 && !found {
+        return Err(refuse(
+            "query.not_aggregated",
+            format!("the grant allows only aggregated output: aggregate {name} (GROUP BY, count, sum, avg …)"),
+        ));
+    }
+    Ok(rewritten.data)
+}
+
+/// Does this plan (not its expressions' subqueries) read the table?
+fn reads(plan: &LogicalPlan, table: &TableReference) -> bool {
+    let mut hit = false;
+    let _ = plan.apply(|n| {
+        if matches!(n, LogicalPlan::TableScan(s) if &s.table_name == table) {
+            hit = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    hit
+}
+
+/// The columns a grant lets a query see, in table order.
+fn allowed_fields(schema: &Schema, terms: &Terms) -> Vec<Arc<Field>> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| terms.columns.as_ref().is_none_or(|c| c.contains(f.name())))
+        .cloned()
+        .collect()
+}
+
+/// The table as the consumer plans against it.
+fn visible_schema(schema: &Schema, terms: &Terms) -> Result<Schema, QueryRefusal> {
+    let fields: Vec<Field> = allowed_fields(schema, terms)
+        .iter()
+        .map(|f| match terms.masks.iter().find(|m| &m.column == f.name()) {
+            Some(m) => Field::new(f.name(), masked_type(&m.mask, f.data_type()), true),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    if fields.is_empty() {
+        return Err(refuse("query.bad_terms", "the grant allows no column of this table"));
+    }
+    Ok(Schema::new(fields))
+}
+
+fn masked_type(mask: &crate::Mask, ty: &DataType) -> DataType {
+    match mask {
+        crate::Mask::Hash => DataType::Utf8,
+        _ => ty.clone(),
+    }
+}
+
+fn describe_mask(mask: &crate::Mask) -> String {
+    match mask {
+        crate::Mask::Redact => "redacted".into(),
+        crate::Mask::Hash => "salted SHA-256".into(),
+        crate::Mask::Truncate { keep } => format!("first {keep} characters"),
+        crate::Mask::TruncateDate { unit } => format!("truncated to the {unit:?}").to_lowercase(),
+        crate::Mask::Generalize { width } => format!("buckets of {width}"),
+    }
+}
+
+/// The masked value of `column` (of type `ty`), at its masked type.
+fn mask_expr(column: Expr, mask: &crate::Mask, ty: &DataType, salt: [u8; 32]) -> Result<Expr, QueryRefusal> {
+    use crate::{DateUnit, Mask};
+    let expr = match mask {
+        Mask::Redact => {
+            let null = ScalarValue::try_from(ty).map_err(|e| refuse("query.bad_terms", e.to_string()))?;
+            lit(null)
+        }
+        Mask::Hash => ScalarUDF::new_from_impl(MaskHash::new(salt)).call(vec![column]),
+        Mask::Truncate { keep } => cast(
+            datafusion::functions::unicode::expr_fn::left(column, lit(i64::from(*keep))),
+            ty.clone(),
+        ),
+        Mask::TruncateDate { unit } => {
+            let unit = match unit {
+                DateUnit::Day => "day",
+                DateUnit::Month => "month",
+                DateUnit::Year => "year",
+            };
+            cast(
+                datafusion::functions::datetime::expr_fn::date_trunc(lit(unit), column),
+                ty.clone(),
+            )
+        }
+        Mask::Generalize { width } => {
+            if ty.is_integer() {
+                // The lower bound of the bucket, for negative values too.
+                let w = lit(i64::try_from(*width).unwrap_or(i64::MAX));
+                let c = cast(column, DataType::Int64);
+                cast(c.clone() - ((c % w.clone() + w.clone()) % w), ty.clone())
+            } else {
+                let w = lit(*width as f64);
+                let c = cast(column, DataType::Float64);
+                cast(datafusion::functions::math::expr_fn::floor(c / w.clone()) * w, ty.clone())
+            }
+        }
+    };
+    Ok(expr)
+}
+
+/// `liutong_mask_hash(value)`: hex(SHA-256(salt ‖ value as text)), null
+/// stays null. The salt lives in the function, never in the plan's text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MaskHash {
+    salt: [u8; 32],
+    signature: Signature,
+}
+
+impl MaskHash {
+    fn new(salt: [u8; 32]) -> MaskHash {
+        MaskHash {
+            salt,
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for MaskHash {
+    fn name(&self) -> &str {
+        "liutong_mask_hash"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let input = args
+            .args
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataFusionError::Internal("liutong_mask_hash takes one argument".into()))?
+            .into_array(rows)?;
+        let text = arrow::compute::cast(&input, &DataType::Utf8)?;
+        let text = text
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or_else(|| DataFusionError::Internal("a cast to Utf8 gave no strings".into()))?;
+        let mut out = StringBuilder::with_capacity(text.len(), text.len() * 64);
+        let mut hasher = Sha256::new();
+        hasher.update(self.salt);
+        for v in text.iter() {
+            match v {
+                None => out.append_null(),
+                Some(s) => {
+                    let mut h = hasher.clone();
+                    h.update(s.as_bytes());
+                    out.append_value(hex::encode(h.finalize()));
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+    }
+}
+
+/// Keeps everything above it above it: no predicate, projection or limit of
+/// the consumer's passes into the policy scan below.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+struct PolicyBoundary {
+    input: LogicalPlan,
+}
+
+impl PolicyBoundary {
+    fn new(input: LogicalPlan) -> PolicyBoundary {
+        PolicyBoundary { input }
+    }
+}
+
+impl UserDefinedLogicalNodeCore for PolicyBoundary {
+    fn name(&self) -> &str {
+        "PolicyBoundary"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        self.input.schema()
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        vec![]
+    }
+
+    fn fmt_for_explain(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "PolicyBoundary")
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> datafusion::common::Result<Self> {
+        let input = inputs
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PolicyBoundary has one input".into()))?;
+        Ok(PolicyBoundary { input })
+    }
+
+    /// Unused columns may be dropped below it (a projection of columns is
+    /// not an evaluation of the consumer's expressions).
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        Some(vec![output_columns.to_vec()])
+    }
+}
+
+#[derive(Debug)]
+struct PolicyPlanner;
+
+#[async_trait]
+impl QueryPlanner for PolicyPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BoundaryPlanner)])
+            .create_physical_plan(plan, session)
+            .await
+    }
+}
+
+struct BoundaryPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for BoundaryPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn datafusion::catalog::Session,
+        _ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
+    ) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>> {
+        if node.as_any().downcast_ref::<PolicyBoundary>().is_none() {
+            return Ok(None);
+        }
+        let input = physical_inputs
+            .first()
+            .ok_or_else(|| DataFusionError::Internal("PolicyBoundary has one input".into()))?;
+        Ok(Some(Arc::new(BoundaryExec::new(input.clone()))))
+    }
+}
+
+/// The physical boundary: passes batches through unchanged, and takes no
+/// filter from above (the default of `gather_filters_for_pushdown`), no
+/// projection swap and no limit.
+#[derive(Debug)]
+struct BoundaryExec {
+    input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+}
+
+impl BoundaryExec {
+    fn new(input: Arc<dyn ExecutionPlan>) -> BoundaryExec {
+        let properties = input.properties().clone();
+        BoundaryExec { input, properties }
+    }
+}
+
+impl DisplayAs for BoundaryExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "PolicyBoundaryExec")
+    }
+}
+
+impl ExecutionPlan for BoundaryExec {
+    fn name(&self) -> &str {
+        "PolicyBoundaryExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> datafusion::common::Result<TreeNodeRecursion>,
+    ) -> datafusion::common::Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("PolicyBoundaryExec has one child".into()))?;
+        Ok(Arc::new(BoundaryExec::new(input)))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> datafusion::common::Result<SendableRecordBatchStream> {
+        self.input.execute(partition, context)
+    }
+}
+
+/// Schema of a plan's output as Arrow.
+pub fn output_schema(plan: &LogicalPlan) -> SchemaRef {
+    Arc::new(plan.schema().as_arrow().clone())
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().to_string()
+}

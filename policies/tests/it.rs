@@ -1,0 +1,361 @@
+//! The query rules as a table: `tests/queries/*.case` list terms and SQL
+//! with either the refusal code or the rewritten plan and the rows the
+//! query returns from the fixture table below. Run with `LIUTONG_BLESS=1`
+//! to rewrite the `plan:` blocks from what the code does now (rows and
+//! refusals are never rewritten: they are the specification).
+//!
+//! A case:
+//!
+//! ```text
+//! == a title
+//! terms: {"columns": ["port", "teu"], "row_filter": "teu > 20"}
+//! sql: SELECT * FROM shipments
+//! plan:
+//!   <the rewritten logical plan, indented two spaces>
+//! rows:
+//!   <the result, one row per line, values separated by " | ", sorted>
+//! ```
+//!
+//! or `refused: <code>` instead of `plan:`/`rows:`. `terms:` holds only the
+//! query terms (columns, row_filter, masks, min_group_size, row_cap); the
+//! rest are those of a valid query grant.
+
+use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::MemTable;
+use liutong_policies::query::{PolicySession, QueryLimits};
+use liutong_policies::{Action, ColumnMask, Terms};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SALT: [u8; 32] = [7; 32];
+
+fn fixture() -> (Arc<Schema>, RecordBatch) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("port", DataType::Utf8, false),
+        Field::new("consignee", DataType::Utf8, false),
+        Field::new("teu", DataType::Int64, false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("arrived", DataType::Date32, false),
+        Field::new("secret", DataType::Utf8, true),
+    ]));
+    let rows: [(i64, &str, &str, i64, Option<f64>, &str, Option<&str>); 12] = [
+        (1, "Ningbo", "Acme", 10, Some(1000.5), "2026-01-05", Some("s1")),
+        (2, "Ningbo", "Acme", 20, Some(2000.0), "2026-01-20", Some("s2")),
+        (3, "Ningbo", "Bolt", 30, Some(1500.0), "2026-02-03", Some("s3")),
+        (4, "Shanghai", "Bolt", 40, Some(4000.0), "2026-02-14", Some("s4")),
+        (5, "Shanghai", "Cargo", 50, Some(5200.0), "2026-03-01", Some("s5")),
+        (6, "Shanghai", "Cargo", 60, Some(6100.0), "2026-03-15", None),
+        (7, "Shanghai", "Delta", 70, None, "2026-03-30", Some("s7")),
+        (8, "Qingdao", "Delta", 80, Some(8000.0), "2026-04-02", Some("s8")),
+        (9, "Qingdao", "Echo", 90, Some(9000.0), "2026-04-18", Some("s9")),
+        (10, "Tianjin", "Echo", 100, Some(10000.0), "2026-05-01", Some("s10")),
+        (11, "Tianjin", "Fox", 110, Some(-50.0), "2026-05-09", Some("s11")),
+        (12, "Xiamen", "Fox", 120, Some(12000.0), "2026-06-30", Some("s12")),
+    ];
+    let day = |s: &str| {
+        let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("fixture date");
+        (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.4))),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| day(r.5)))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.6))),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).expect("fixture batch");
+    (schema, batch)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct QueryTerms {
+    columns: Option<Vec<String>>,
+    row_filter: Option<String>,
+    #[serde(default)]
+    masks: Vec<ColumnMask>,
+    min_group_size: Option<u32>,
+    row_cap: Option<u64>,
+}
+
+impl QueryTerms {
+    fn terms(self) -> Terms {
+        Terms {
+            purposes: vec!["research".into()],
+            not_before: 0,
+            not_after: Some(i64::MAX as u64),
+            max_uses: Some(10),
+            actions: vec![Action::Query],
+            columns: self.columns,
+            row_filter: self.row_filter,
+            masks: self.masks,
+            min_group_size: self.min_group_size,
+            row_cap: self.row_cap,
+            transferable: false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Case {
+    title: String,
+    line: usize,
+    terms: String,
+    sql: String,
+    refused: Option<String>,
+    plan: Option<Vec<String>>,
+    rows: Option<Vec<String>>,
+}
+
+fn parse(path: &Path, text: &str) -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
+    let mut block: Option<&'static str> = None;
+    for (n, line) in text.lines().enumerate() {
+        let where_ = || format!("{}:{}", path.display(), n + 1);
+        if let Some(title) = line.strip_prefix("== ") {
+            cases.push(Case {
+                title: title.trim().to_string(),
+                line: n + 1,
+                ..Case::default()
+            });
+            block = None;
+            continue;
+        }
+        if line.trim_start().starts_with('#') || (line.trim().is_empty() && block.is_none()) {
+            continue;
+        }
+        let case = cases.last_mut().unwrap_or_else(|| panic!("{}: text before the first case", where_()));
+        if let Some(indented) = line.strip_prefix("  ") {
+            match block {
+                Some("plan") => case.plan.get_or_insert_with(Vec::new).push(indented.to_string()),
+                Some("rows") => case.rows.get_or_insert_with(Vec::new).push(indented.to_string()),
+                Some("sql") => {
+                    case.sql.push('\n');
+                    case.sql.push_str(indented);
+                }
+                _ => panic!("{}: indented line outside plan:, rows: or sql:", where_()),
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{}: expected `key: value`", where_()));
+        let value = value.trim().to_string();
+        block = None;
+        match key {
+            "terms" => case.terms = value,
+            "sql" => {
+                case.sql = value;
+                block = Some("sql");
+            }
+            "refused" => case.refused = Some(value),
+            "plan" => {
+                case.plan = Some(Vec::new());
+                block = Some("plan");
+            }
+            "rows" => {
+                case.rows = Some(Vec::new());
+                block = Some("rows");
+            }
+            other => panic!("{}: unknown key {other:?}", where_()),
+        }
+    }
+    cases
+}
+
+/// The result as lines "a | b | c", sorted.
+fn render(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut lines = Vec::new();
+    for b in batches {
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for row in 0..b.num_rows() {
+            let values: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            lines.push(values.join(" | "));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+struct Outcome {
+    refused: Option<(String, String)>,
+    plan: Vec<String>,
+    rows: Vec<String>,
+}
+
+async fn run(case: &Case) -> Outcome {
+    let (schema, batch) = fixture();
+    let terms: QueryTerms = if case.terms.is_empty() {
+        QueryTerms::default()
+    } else {
+        serde_json::from_str(&case.terms).unwrap_or_else(|e| panic!("case {:?}: terms: {e}", case.title))
+    };
+    let terms = terms.terms();
+    terms
+        .validate(Some(&schema), &["research".to_string()])
+        .unwrap_or_else(|e| panic!("case {:?}: the terms are not valid: {e}", case.title));
+    let table = Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("memtable"));
+    let session = PolicySession::new("shipments", table, &terms, SALT, QueryLimits::default()).expect("session");
+    let planned = match session.plan(&case.sql).await {
+        Ok(p) => p,
+        Err(r) => {
+            return Outcome {
+                refused: Some((r.code.to_string(), r.message)),
+                plan: vec![],
+                rows: vec![],
+            }
+        }
+    };
+    let plan: Vec<String> = planned
+        .plan
+        .display_indent()
+        .to_string()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let df = session
+        .context()
+        .execute_logical_plan(planned.plan)
+        .await
+        .unwrap_or_else(|e| panic!("case {:?}: execution: {e}", case.title));
+    match df.collect().await {
+        Ok(batches) => Outcome {
+            refused: None,
+            plan,
+            rows: render(&batches),
+        },
+        Err(e) => Outcome {
+            refused: Some(("query.failed".into(), e.to_string())),
+            plan,
+            rows: vec![],
+        },
+    }
+}
+
+fn case_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/queries");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/queries")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "case"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_rules_as_a_table() {
+    let bless = std::env::var_os("LIUTONG_BLESS").is_some();
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for path in case_files() {
+        let text = std::fs::read_to_string(&path).expect("case file");
+        let cases = parse(&path, &text);
+        let mut blessed = Vec::new();
+        for case in &cases {
+            count += 1;
+            let at = format!("{}:{} {:?}", path.display(), case.line, case.title);
+            let got = run(case).await;
+            match (&case.refused, &got.refused) {
+                (Some(want), Some((code, _))) if want == code => {}
+                (Some(want), Some((code, message))) => {
+                    failures.push(format!("{at}: refused with {code} ({message}), expected {want}"))
+                }
+                (Some(want), None) => failures.push(format!(
+                    "{at}: answered, expected refusal {want}; rows:\n    {}",
+                    got.rows.join("\n    ")
+                )),
+                (None, Some((code, message))) => failures.push(format!("{at}: refused with {code}: {message}")),
+                (None, None) => {
+                    let want_rows = case.rows.clone().map(|mut r| {
+                        r.sort();
+                        r
+                    });
+                    if want_rows.as_ref() != Some(&got.rows) {
+                        failures.push(format!(
+                            "{at}: rows differ\n  expected:\n    {}\n  got:\n    {}",
+                            case.rows.clone().unwrap_or_default().join("\n    "),
+                            got.rows.join("\n    ")
+                        ));
+                    }
+                    if case.plan.as_ref() != Some(&got.plan) {
+                        if bless {
+                            blessed.push((case.line, got.plan.clone()));
+                        } else {
+                            failures.push(format!(
+                                "{at}: plan differs (LIUTONG_BLESS=1 rewrites it)\n  expected:\n    {}\n  got:\n    {}",
+                                case.plan.clone().unwrap_or_default().join("\n    "),
+                                got.plan.join("\n    ")
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if !blessed.is_empty() {
+            std::fs::write(&path, rewrite_plans(&text, &blessed)).expect("bless");
+        }
+    }
+    assert!(count > 0, "no cases found");
+    assert!(failures.is_empty(), "{} of {count} cases fail:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Replaces (or inserts, before `rows:`) the plan block of the cases at the given lines.
+fn rewrite_plans(text: &str, blessed: &[(usize, Vec<String>)]) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        out.push(line.to_string());
+        i += 1;
+        let Some((_, plan)) = blessed.iter().find(|(l, _)| *l == i) else {
+            continue;
+        };
+        // Copy the case up to its end, dropping its old plan block and
+        // writing the new one just before `rows:` (or at the end).
+        let mut written = false;
+        while i < lines.len() && !lines[i].starts_with("== ") {
+            let l = lines[i];
+            if l.starts_with("plan:") {
+                i += 1;
+                while i < lines.len() && lines[i].starts_with("  ") {
+                    i += 1;
+                }
+                continue;
+            }
+            if l.starts_with("rows:") && !written {
+                out.push("plan:".into());
+                out.extend(plan.iter().map(|p| format!("  {p}")));
+                written = true;
+            }
+            out.push(l.to_string());
+            i += 1;
+        }
+        if !written {
+            while out.last().is_some_and(|l| l.trim().is_empty()) {
+                out.pop();
+            }
+            out.push("plan:".into());
+            out.extend(plan.iter().map(|p| format!("  {p}")));
+            out.push(String::new());
+        }
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
