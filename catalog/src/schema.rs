@@ -170,7 +170,9 @@ pub fn infer(path: &Path, format: TableFormat) -> Result<TableShape> {
 /// An Arrow IPC file (with its footer) or stream: its schema and rows.
 fn ipc_shape(path: &Path, file: std::fs::File) -> Result<TableShape> {
     use arrow::ipc::reader::{FileReader, StreamReader};
-    let bad = |e: &dyn std::fmt::Display| Error::BadTable(format!("{} is not a readable Arrow IPC table: {e}", path.display()));
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::BadTable(format!("{} is not a readable Arrow IPC table: {e}", path.display()))
+    };
     fn count(
         batches: impl Iterator<Item = std::result::Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError>>,
     ) -> std::result::Result<u64, arrow::error::ArrowError> {
@@ -183,6 +185,9 @@ fn ipc_shape(path: &Path, file: std::fs::File) -> Result<TableShape> {
             Ok(TableShape::from_arrow(&schema, rows))
         }
         Err(_) => {
+            // Not a file with a footer: read it again from the start as a stream.
+            let mut file = file;
+            std::io::Seek::rewind(&mut file).map_err(|e| bad(&e))?;
             let mut r = StreamReader::try_new(std::io::BufReader::new(&file), None).map_err(|e| bad(&e))?;
             let schema = r.schema();
             let rows = count(r.by_ref()).map_err(|e| bad(&e))?;

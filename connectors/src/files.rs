@@ -51,8 +51,8 @@ impl Connector for FileSource {
     }
 
     async fn table(&self, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
-        let meta = std::fs::metadata(&self.path)
-            .map_err(|e| Error::Unavailable(format!("{}: {e}", self.path.display())))?;
+        let meta =
+            std::fs::metadata(&self.path).map_err(|e| Error::Unavailable(format!("{}: {e}", self.path.display())))?;
         if !meta.is_file() {
             return Err(Error::Unavailable(format!("{} is not a file", self.path.display())));
         }

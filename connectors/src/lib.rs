@@ -6,7 +6,8 @@
 //! PostgreSQL tables and views through a provider that pushes projections,
 //! filters and limits down to the server ([`postgres::PgSource`]). The query
 //! service puts the table into a fresh session under the grant's terms; the
-//! connectors know nothing of grants.
+//! connectors know nothing of grants. [`testing`] runs a throwaway PostgreSQL
+//! server for tests, here and in the crates above.
 
 pub mod files;
 pub mod postgres;

@@ -74,7 +74,8 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
-use futures::{Stream, TryStreamExt};
+use futures::stream::Fuse;
+use futures::{Stream, StreamExt, TryStreamExt};
 use liutong_catalog::TableShape;
 use std::io::BufWriter;
 use std::path::Path;
@@ -124,7 +125,9 @@ impl PgSource {
         let mut config = Config::from_str(url)
             .map_err(|e| Error::BadSource(format!("not a PostgreSQL connection string: {}", error_chain(&e))))?;
         if config.get_hosts().is_empty() {
-            return Err(Error::BadSource("the PostgreSQL connection string names no host".into()));
+            return Err(Error::BadSource(
+                "the PostgreSQL connection string names no host".into(),
+            ));
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
@@ -177,7 +180,7 @@ impl PgSource {
                 .query_raw(sql.as_str(), no_params())
                 .await
                 .map_err(|e| query_error(&self.table, &e))?;
-            let mut rows = Box::pin(rows);
+            let mut rows = Box::pin(rows.fuse());
             let mut batch = BatchBuilder::new(schema.clone(), &relation.columns)?;
             let mut count = 0u64;
             while let Some(b) = next_batch(&self.table, &mut rows, &mut batch).await? {
@@ -318,7 +321,11 @@ impl PgTable {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
                 Operator::And | Operator::Or => {
                     let word = if *op == Operator::And { "AND" } else { "OR" };
-                    Some(format!("({} {word} {})", self.filter_sql(left)?, self.filter_sql(right)?))
+                    Some(format!(
+                        "({} {word} {})",
+                        self.filter_sql(left)?,
+                        self.filter_sql(right)?
+                    ))
                 }
                 Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
                     if let (Some(column), Some(value)) = (self.operand(left), literal(right)) {
@@ -555,8 +562,8 @@ impl TableProvider for PgTable {
 }
 
 /// One scan: a connection and a query, streamed as record batches. Its
-/// `Debug` shows the pushed SQL (and redacts the password).
-#[derive(Clone, Debug)]
+/// `Debug` shows the pushed SQL.
+#[derive(Clone)]
 struct PgScan {
     config: Arc<Config>,
     table: String,
@@ -564,6 +571,15 @@ struct PgScan {
     /// The projected columns, in output order.
     columns: Vec<PgColumn>,
     schema: SchemaRef,
+}
+
+impl std::fmt::Debug for PgScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgScan")
+            .field("table", &self.table)
+            .field("sql", &self.sql)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PgScan {
@@ -575,20 +591,12 @@ impl PgScan {
             .map_err(|e| query_error(&self.table, &e))?;
         let batch = BatchBuilder::new(self.schema.clone(), &self.columns)?;
         // The client rides along: dropping it would end the connection.
-        let state = (client, Box::pin(rows), batch, self.table, false);
+        let state = (client, Box::pin(rows.fuse()), batch, self.table);
         Ok(futures::stream::try_unfold(
             state,
-            |(client, mut rows, mut batch, table, done)| async move {
-                if done {
-                    return Ok(None);
-                }
-                match next_batch(&table, &mut rows, &mut batch).await? {
-                    Some(b) => {
-                        let done = b.num_rows() < BATCH_ROWS;
-                        Ok(Some((b, (client, rows, batch, table, done))))
-                    }
-                    None => Ok(None),
-                }
+            |(client, mut rows, mut batch, table)| async move {
+                let next = next_batch(&table, &mut rows, &mut batch).await?;
+                Ok(next.map(|b| (b, (client, rows, batch, table))))
             },
         ))
     }
@@ -748,7 +756,11 @@ fn snapshot_sql(relation: &str, columns: &[PgColumn]) -> String {
         .flat_map(PgColumn::order_keys)
         .map(|k| format!("{k} NULLS FIRST"))
         .collect();
-    format!("SELECT {} FROM {relation} ORDER BY {}", select.join(", "), order.join(", "))
+    format!(
+        "SELECT {} FROM {relation} ORDER BY {}",
+        select.join(", "),
+        order.join(", ")
+    )
 }
 
 /// What the catalog says about the table.
@@ -760,7 +772,9 @@ struct Relation {
 
 impl Relation {
     fn schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(self.columns.iter().map(PgColumn::field).collect::<Vec<_>>()))
+        Arc::new(Schema::new(
+            self.columns.iter().map(PgColumn::field).collect::<Vec<_>>(),
+        ))
     }
 }
 
@@ -905,10 +919,11 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// Pulls rows into `batch` until it holds [`BATCH_ROWS`] or the rows end;
-/// `None` once there are no more rows.
+/// `None` once there are no more rows. The row stream is fused: a
+/// `RowStream` polled again after its end reports a closed connection.
 async fn next_batch(
     table: &str,
-    rows: &mut Pin<Box<RowStream>>,
+    rows: &mut Pin<Box<Fuse<RowStream>>>,
     batch: &mut BatchBuilder,
 ) -> Result<Option<RecordBatch>> {
     while let Some(row) = rows.try_next().await.map_err(|e| query_error(table, &e))? {
@@ -1145,7 +1160,7 @@ fn write_ipc_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::prelude::{col, lit};
+    use datafusion::prelude::{col, ident, lit};
 
     fn column(name: &str, kind: Kind) -> PgColumn {
         PgColumn {
@@ -1160,7 +1175,13 @@ mod tests {
         let columns = vec![
             column("id", Kind::Int4),
             column("Name", Kind::Text),
-            column("amount", Kind::Decimal { precision: 12, scale: 2 }),
+            column(
+                "amount",
+                Kind::Decimal {
+                    precision: 12,
+                    scale: 2,
+                },
+            ),
             column("f", Kind::Float8),
             column("c", Kind::Bpchar),
             column("doc", Kind::Fallback),
@@ -1184,7 +1205,7 @@ mod tests {
         let t = table();
         let filters = [
             col("id").gt(lit(5i32)),
-            col("Name").eq(lit("O'Brien")).or(col("Name").is_null()),
+            ident("Name").eq(lit("O'Brien")).or(ident("Name").is_null()),
             col("f").lt(lit(1.5f64)), // a float range: not pushed
         ];
         assert_eq!(
@@ -1222,8 +1243,14 @@ mod tests {
             sql(col("d").gt(Expr::Literal(ScalarValue::Date32(Some(19000)), None))).as_deref(),
             Some("(\"d\" > (DATE '1970-01-01' + (19000)))")
         );
-        assert_eq!(sql(col("f").eq(lit(2.5f64))).as_deref(), Some("(\"f\" = '2.5'::float8)"));
-        assert_eq!(sql(col("doc").is_not_null()).as_deref(), Some("((\"doc\"::text) IS NOT NULL)"));
+        assert_eq!(
+            sql(col("f").eq(lit(2.5f64))).as_deref(),
+            Some("(\"f\" = '2.5'::float8)")
+        );
+        assert_eq!(
+            sql(col("doc").is_not_null()).as_deref(),
+            Some("((\"doc\"::text) IS NOT NULL)")
+        );
         assert_eq!(
             sql(Expr::Cast(Cast::new(Box::new(col("id")), DataType::Int64)).eq(lit(7i64))).as_deref(),
             Some("(\"id\" = (7))")
@@ -1236,8 +1263,8 @@ mod tests {
             col("c").eq(lit("x")),
             col("doc").eq(lit("{}")),
             col("free").eq(lit(1.0f64)),
-            col("Name").eq(lit("a\\b")),
-            col("Name").eq(lit(ScalarValue::Utf8(None))),
+            ident("Name").eq(lit("a\\b")),
+            ident("Name").eq(lit(ScalarValue::Utf8(None))),
             col("id").eq(col("id")),
             col("id").eq(lit("1")),
             Expr::Cast(Cast::new(Box::new(col("id")), DataType::Int16)).eq(lit(7i16)),
@@ -1246,8 +1273,8 @@ mod tests {
             assert_eq!(sql(e.clone()), None, "{e}");
         }
         let t = PgTable { utf8: false, ..table() };
-        assert!(t.filter_sql(&col("Name").eq(lit("a"))).is_some());
-        assert!(t.filter_sql(&col("Name").lt(lit("a"))).is_none());
+        assert!(t.filter_sql(&ident("Name").eq(lit("a"))).is_some());
+        assert!(t.filter_sql(&ident("Name").lt(lit("a"))).is_none());
     }
 
     #[test]
@@ -1266,8 +1293,23 @@ mod tests {
         assert_eq!(quote_relation("orders").as_deref(), Ok("\"orders\""));
         assert_eq!(quote_relation("Sales.Q$1").as_deref(), Ok("\"Sales\".\"Q$1\""));
         let long = "a".repeat(64);
-        for bad in ["", "a.b.c", ".a", "a.", "1a", "a b", "x; drop table y", "a\"b", "é", long.as_str()] {
-            assert_eq!(quote_relation(bad).map_err(|e| e.code()), Err("source.bad_source"), "{bad:?}");
+        for bad in [
+            "",
+            "a.b.c",
+            ".a",
+            "a.",
+            "1a",
+            "a b",
+            "x; drop table y",
+            "a\"b",
+            "é",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                quote_relation(bad).map_err(|e| e.code()),
+                Err("source.bad_source"),
+                "{bad:?}"
+            );
         }
         assert!(quote_relation(&"a".repeat(63)).is_ok());
     }
@@ -1276,8 +1318,20 @@ mod tests {
     fn numeric_typmods() {
         let typmod = |p: i32, s: i32| ((p << 16) | (s & 0x7ff)) + 4;
         assert_eq!(numeric_kind(-1), Kind::NumericFloat);
-        assert_eq!(numeric_kind(typmod(12, 2)), Kind::Decimal { precision: 12, scale: 2 });
-        assert_eq!(numeric_kind(typmod(38, 0)), Kind::Decimal { precision: 38, scale: 0 });
+        assert_eq!(
+            numeric_kind(typmod(12, 2)),
+            Kind::Decimal {
+                precision: 12,
+                scale: 2
+            }
+        );
+        assert_eq!(
+            numeric_kind(typmod(38, 0)),
+            Kind::Decimal {
+                precision: 38,
+                scale: 0
+            }
+        );
         assert_eq!(numeric_kind(typmod(39, 2)), Kind::Fallback);
         assert_eq!(numeric_kind(typmod(5, -2)), Kind::Fallback);
         assert_eq!(numeric_kind(typmod(2, 5)), Kind::Fallback);
@@ -1292,7 +1346,10 @@ mod tests {
         assert_eq!(parse_decimal("7", 3), Some(7000));
         assert_eq!(parse_decimal("7.100", 1), Some(71));
         assert_eq!(parse_decimal(".5", 1), Some(5));
-        assert_eq!(parse_decimal("99999999999999999999999999999999999999", 0), Some(10i128.pow(38) - 1));
+        assert_eq!(
+            parse_decimal("99999999999999999999999999999999999999", 0),
+            Some(10i128.pow(38) - 1)
+        );
         for bad in ["NaN", "Infinity", "", "-", "1.25", "1e5", "1.2.3", "--1"] {
             assert_eq!(parse_decimal(bad, 1), None, "{bad:?}");
         }

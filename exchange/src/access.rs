@@ -19,6 +19,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_catalog::DatasetId;
 use liutong_core::{CreditCode, Digest, PublicKey, Timestamp};
 use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, Store, TxId};
+use liutong_policies::Action;
 use serde::{Deserialize, Serialize};
 
 /// `access.log`: what the provider's node submits when a delivery ends.
@@ -32,6 +33,34 @@ pub struct LogAccess {
     pub served_at: Timestamp,
     /// The consumer's receipt, if one came back in time.
     pub receipt: Option<SignedReceipt>,
+    /// For a query: what it returned and what was enforced.
+    pub query: Option<QueryServed>,
+}
+
+/// What a query served, as the provider reports it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct QueryServed {
+    /// SHA-256 of the result as sent: an Arrow IPC stream.
+    pub result: Digest,
+    pub rows: u64,
+    /// What the rewrite enforced, one line per term.
+    pub enforced: Vec<String>,
+}
+
+/// Most lines of enforcement an entry records, and their longest.
+pub const MAX_ENFORCED: usize = 32;
+pub const MAX_ENFORCED_LINE: usize = 4096;
+
+/// A query's part of an access-log entry.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueryEntry {
+    /// SHA-256 of the SQL text the consumer signed for.
+    #[schema(value_type = String)]
+    pub query: Digest,
+    pub rows: u64,
+    /// What the provider's node enforced: columns, row filter, masks,
+    /// aggregation, row cap.
+    pub enforced: Vec<String>,
 }
 
 impl LogAccess {
@@ -47,6 +76,12 @@ impl LogAccess {
             "consumer_key": self.request.signer,
             "bytes": self.bytes,
             "served_at": self.served_at,
+            "query": self.query.as_ref().map(|q| serde_json::json!({
+                "query": r.query,
+                "result": q.result,
+                "rows": q.rows,
+                "enforced": q.enforced,
+            })),
             "receipt": self.receipt.as_ref().map(|s| serde_json::json!({
                 "verdict": s.receipt.verdict,
                 "content": s.receipt.content,
@@ -118,7 +153,8 @@ pub struct AccessRecord {
     pub provider: CreditCode,
     #[schema(value_type = String)]
     pub consumer: CreditCode,
-    /// The committed content of the version served (its chunk root).
+    /// What was served: the version's committed content (its chunk root)
+    /// for a download, SHA-256 of the result (an Arrow IPC stream) for a query.
     #[schema(value_type = String)]
     pub result: Digest,
     pub bytes: u64,
@@ -126,6 +162,8 @@ pub struct AccessRecord {
     pub served_at: Timestamp,
     pub outcome: AccessOutcome,
     pub receipt: Option<ReceiptEntry>,
+    /// For a query: its digest, rows and what was enforced.
+    pub query: Option<QueryEntry>,
     /// The entry's transaction, block and block time.
     #[schema(value_type = String)]
     pub tx_id: TxId,
@@ -256,12 +294,42 @@ pub(crate) fn log(
             )
         })?;
     let commitment = &version.description.commitment;
-    if body.bytes > commitment.size {
-        return Err(bad(
-            "access.bad_entry",
-            format!("{} bytes served of a {}-byte version", body.bytes, commitment.size),
-        ));
-    }
+    // What was served, and what a verified receipt must name.
+    let (result, query) = match (r.action, &body.query, r.query) {
+        (Action::Download, None, None) => {
+            if body.bytes > commitment.size {
+                return Err(bad(
+                    "access.bad_entry",
+                    format!("{} bytes served of a {}-byte version", body.bytes, commitment.size),
+                ));
+            }
+            ((commitment.chunk_root, commitment.size), None)
+        }
+        (Action::Query, Some(q), Some(digest)) => {
+            if q.enforced.len() > MAX_ENFORCED
+                || q.enforced
+                    .iter()
+                    .any(|l| l.len() > MAX_ENFORCED_LINE || l.chars().any(char::is_control))
+            {
+                return Err(bad(
+                    "access.bad_entry",
+                    format!("at most {MAX_ENFORCED} enforcement lines of {MAX_ENFORCED_LINE} bytes without control characters"),
+                ));
+            }
+            let entry = QueryEntry {
+                query: digest,
+                rows: q.rows,
+                enforced: q.enforced.clone(),
+            };
+            ((q.result, body.bytes), Some(entry))
+        }
+        _ => {
+            return Err(bad(
+                "access.bad_entry",
+                "a query's entry carries its query digest and result; a download's carries neither",
+            ))
+        }
+    };
     let binding: KeyBinding = read(state, CF_PARTY_KEYS, body.request.signer.as_bytes())?
         .ok_or_else(|| bad("access.bad_request", "the request's signer belongs to no party"))?;
     let (outcome, receipt) = match &body.receipt {
@@ -290,10 +358,10 @@ pub(crate) fn log(
             }
             let outcome = match rc.verdict {
                 Verdict::Verified => {
-                    if rc.content != commitment.chunk_root || rc.bytes != commitment.size {
+                    if (rc.content, rc.bytes) != result {
                         return Err(bad(
                             "access.bad_receipt",
-                            "a verified receipt must name the committed content and its full size",
+                            "a verified receipt must name what was served (the committed content or the query's result) and its full size",
                         ));
                     }
                     AccessOutcome::Acknowledged
@@ -323,11 +391,12 @@ pub(crate) fn log(
         action: r.action.as_str().into(),
         provider: grant.provider.clone(),
         consumer: binding.party.clone(),
-        result: commitment.chunk_root,
+        result: result.0,
         bytes: body.bytes,
         served_at: body.served_at,
         outcome,
         receipt,
+        query,
         tx_id: *id,
         height: ctx.height,
         logged_at: ctx.timestamp,

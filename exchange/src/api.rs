@@ -292,6 +292,7 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         catalog_dcat,
         import_odrl,
         start_delivery,
+        start_query,
         take_receipt,
         access_log,
         access_entry,
@@ -332,6 +333,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/policies/odrl", post(import_odrl))
         .route("/v1/deliveries", post(start_delivery))
         .route("/v1/deliveries/receipts", post(take_receipt))
+        .route("/v1/queries", post(start_query))
         .route("/v1/access-log", get(access_log))
         .route("/v1/access-log/{request}", get(access_entry))
         .route("/v1/openapi.json", get(openapi))
@@ -909,12 +911,32 @@ async fn start_delivery(State(s): Shared, req: Request) -> Result<Response, ApiE
     let body = raw_body(req, crate::delivery::MAX_REQUEST).await?;
     let signed = crate::delivery::SignedRequest::from_bytes(&body)?;
     let delivery = provider.start(&s, signed).await?;
-    let rx = delivery.into_stream();
+    stream_response(delivery.into_stream())
+}
+
+/// A sealed stream as the response body.
+fn stream_response(rx: tokio::sync::mpsc::Receiver<std::io::Result<axum::body::Bytes>>) -> Result<Response, ApiError> {
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Response::builder()
         .header(header::CONTENT_TYPE, DELIVERY_MEDIA_TYPE)
         .body(axum::body::Body::from_stream(stream))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal.error", e.to_string()))
+}
+
+/// Run a query under a grant: the body is borsh of the consumer's signed
+/// request (action query, naming SHA-256 of the SQL) and the SQL. The node
+/// plans it under the grant's terms, runs it, counts the use and streams
+/// the result sealed to the consumer like a delivery: frame 0 holds the
+/// result's digest, rows and what was enforced; then an Arrow IPC stream.
+#[utoipa::path(post, path = "/v1/queries", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the sealed result", content_type = "application/vnd.liutong.delivery"),
+        (status = 422, description = "refused under the grant's terms, with the reason", body = ErrorBody)))]
+async fn start_query(State(s): Shared, req: Request) -> Result<Response, ApiError> {
+    let provider = provider_of(&s)?;
+    let body = raw_body(req, crate::query::MAX_CALL).await?;
+    let call = crate::query::QueryCall::from_bytes(&body)?;
+    let result = provider.query(&s, call).await?;
+    stream_response(result.into_stream())
 }
 
 /// Hand in the consumer's signed receipt (borsh) for a delivery; the node

@@ -648,6 +648,7 @@ pub(crate) async fn bench_node(dir: &std::path::Path, chain_id: &str) -> Result<
         listen: "127.0.0.1:0".parse().expect("literal address"),
         follow: None,
         receipt_timeout: crate::serve::DEFAULT_RECEIPT_TIMEOUT,
+        queries: Default::default(),
     })
     .await?;
     let client = Client::new(&node.url)?;

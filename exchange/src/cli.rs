@@ -57,6 +57,15 @@ pub enum Command {
         /// logging it as unacknowledged.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         receipt_timeout: u64,
+        /// Seconds one query may run on this node.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        query_timeout: u64,
+        /// MiB of memory one query may use on this node.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+        query_memory: u64,
+        /// MiB of result one query may send back.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        query_max_result: u64,
     },
     /// Manage parties: keys, registration and standing.
     #[command(subcommand)]
@@ -73,6 +82,9 @@ pub enum Command {
     /// Fetch a dataset under a grant from the provider's node, end-to-end
     /// encrypted and verified against the on-chain commitment.
     Fetch(crate::fetch::FetchArgs),
+    /// Run SQL on a provider's table under a grant: it runs on the
+    /// provider's node and only the permitted result comes back, encrypted.
+    Query(crate::query::QueryArgs),
     /// The on-chain access log: who received which data, when, under which grant.
     #[command(subcommand)]
     Access(crate::fetch::AccessCommand),
@@ -235,12 +247,30 @@ pub async fn run(cli: Cli) -> Result<Output> {
             listen,
             follow,
             receipt_timeout,
-        } => run_node(home, listen, follow, std::time::Duration::from_secs(receipt_timeout)).await,
+            query_timeout,
+            query_memory,
+            query_max_result,
+        } => {
+            let queries = crate::serve::QueryConfig {
+                timeout: std::time::Duration::from_secs(query_timeout),
+                memory_bytes: usize::try_from(query_memory << 20).unwrap_or(usize::MAX),
+                max_result_bytes: query_max_result << 20,
+            };
+            run_node(
+                home,
+                listen,
+                follow,
+                std::time::Duration::from_secs(receipt_timeout),
+                queries,
+            )
+            .await
+        }
         Command::Party(p) => party(&home, p).await,
         Command::Dataset(d) => crate::dataset_cli::run(&home, d).await,
         Command::Offer(o) => crate::grant_cli::offer(&home, o).await,
         Command::Grant(g) => crate::grant_cli::grant(&home, g).await,
         Command::Fetch(f) => crate::fetch::fetch(&home, f).await,
+        Command::Query(q) => crate::query::query(&home, q).await,
         Command::Access(a) => crate::fetch::access(a).await,
         Command::Notarize {
             files,
@@ -326,12 +356,14 @@ async fn run_node(
     listen: SocketAddr,
     follow: Option<String>,
     receipt_timeout: std::time::Duration,
+    queries: crate::serve::QueryConfig,
 ) -> Result<Output> {
     let node = crate::node::start(crate::node::NodeConfig {
         home,
         listen,
         follow,
         receipt_timeout,
+        queries,
     })
     .await?;
     // One line a script can wait for.

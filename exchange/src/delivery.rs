@@ -1,6 +1,6 @@
 //! Delivery requests: what a consumer signs to ask a provider's node for a
-//! dataset under a grant, and the provider's checks of it on its own copy
-//! of the ledger before anything is served.
+//! dataset (or for a query's result) under a grant, and the provider's
+//! checks of it on its own copy of the ledger before anything is served.
 //!
 //! The request is borsh, signed with the consumer's Ed25519 key under its
 //! own domain (`liutong/delivery-request/v1\0`), so it can never be taken
@@ -38,6 +38,9 @@ pub struct DeliveryRequest {
     /// access-log entry is not written yet, so no second use is counted.
     /// `None` starts a new delivery (and counts a use).
     pub resumes: Option<Digest>,
+    /// For a query: SHA-256 of the SQL text, which travels beside the
+    /// signed request (so the ledger holds the query's digest, not its text).
+    pub query: Option<Digest>,
 }
 
 impl SignedRequest {
@@ -500,6 +503,7 @@ mod tests {
                 timestamp: NOW,
                 from_chunk: 0,
                 resumes: None,
+                query: None,
             },
             key,
         )

@@ -90,6 +90,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         listen: op_addr,
         follow: None,
         receipt_timeout: crate::serve::DEFAULT_RECEIPT_TIMEOUT,
+        queries: Default::default(),
     })
     .await?;
     let op = Client::new(&orderer.url)?;
@@ -104,6 +105,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             listen: free_port()?,
             follow: Some(orderer.url.clone()),
             receipt_timeout: crate::serve::DEFAULT_RECEIPT_TIMEOUT,
+            queries: Default::default(),
         })
         .await?;
         nodes.push((name.to_string(), home, running));

@@ -89,19 +89,115 @@ impl From<Error> for Failure {
 }
 
 struct Plan {
-    identity: Identity,
-    chain_id: String,
-    endpoint: String,
+    peer: Counterpart,
     grant: crate::grants::GrantId,
     dataset: DatasetId,
     version: u32,
     commitment: Commitment,
-    /// The provider's current signing key: it signs each stream's header.
-    provider_key: liutong_core::PublicKey,
     out: PathBuf,
     part: PathBuf,
     state: PathBuf,
-    http: reqwest::Client,
+}
+
+/// What a consumer learns from its own node before asking a provider for
+/// a dataset or a query under a grant.
+pub struct Counterpart {
+    pub identity: Identity,
+    pub chain_id: String,
+    /// The provider's node (its registered endpoint).
+    pub endpoint: String,
+    /// The provider's current signing key: it signs each stream's header.
+    pub provider_key: liutong_core::PublicKey,
+    /// The version asked for and its description.
+    pub version: u32,
+    pub description: liutong_catalog::Description,
+    pub http: reqwest::Client,
+}
+
+impl Counterpart {
+    /// The look-ups on the consumer's node, side by side; refuses a home
+    /// whose encryption key is not the one its party registered (streams
+    /// are sealed to the registered key).
+    pub async fn find(
+        home: &Home,
+        client: &Client,
+        dataset: DatasetId,
+        grant: crate::grants::GrantId,
+        version: Option<u32>,
+    ) -> Result<Counterpart> {
+        let identity = home.identity()?;
+        let me_key = identity.signing.public_key();
+        let (genesis, grant, record, me) = tokio::join!(
+            chain_genesis(home, client, true),
+            client.grant(&grant),
+            client.dataset(&dataset),
+            client.key_binding(&me_key),
+        );
+        let (genesis, grant, record) = (genesis?, grant?, record?);
+        let version = version.unwrap_or(record.version);
+        let (v, provider, mine) = tokio::join!(
+            client.dataset_version(&dataset, version),
+            client.party(grant.grant.provider.as_str()),
+            async {
+                match &me {
+                    Ok(b) => Some(client.party(&b.party).await),
+                    Err(_) => None,
+                }
+            },
+        );
+        let (v, provider) = (v?, provider?);
+        if let (Ok(me), Some(mine)) = (&me, mine) {
+            let mine = mine?;
+            if mine.profile.encryption_key != identity.encryption.public_key() {
+                return Err(Refusal::new(
+                    "fetch.key_mismatch",
+                    format!(
+                        "this home's encryption key {} is not the one party {} registered ({}); results are sealed to the registered key",
+                        identity.encryption.public_key(),
+                        me.party,
+                        mine.profile.encryption_key
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(Counterpart {
+            identity,
+            chain_id: genesis.chain_id.clone(),
+            endpoint: provider.profile.endpoint.trim_end_matches('/').to_string(),
+            provider_key: provider.profile.signing_key,
+            version,
+            description: v.description,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| Error::Io(format!("HTTP client: {e}")))?,
+        })
+    }
+
+    /// Hands a signed receipt to the provider's node; answers the access-log
+    /// entry it wrote.
+    pub async fn hand_in(&self, receipt: &SignedReceipt) -> Result<AccessRecord> {
+        let url = format!("{}/v1/deliveries/receipts", self.endpoint);
+        let resp = self
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(60))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(receipt.to_bytes())
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable {
+                url: self.endpoint.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| Error::Io(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            return Err(crate::client::remote_error(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::Io(format!("the provider's answer: {e}")))
+    }
 }
 
 fn sidecar(out: &Path, ext: &str) -> PathBuf {
@@ -117,45 +213,10 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
     let started = Instant::now();
     let client = Client::new(&a.node.node)?;
-    let identity = home.identity()?;
     let dataset: DatasetId = a.dataset.parse()?;
     let grant_id: crate::grants::GrantId = a.grant.parse()?;
-    // The look-ups on the consumer's node, side by side.
-    let me_key = identity.signing.public_key();
-    let (genesis, grant, record, me) = tokio::join!(
-        chain_genesis(home, &client, true),
-        client.grant(&grant_id),
-        client.dataset(&dataset),
-        client.key_binding(&me_key),
-    );
-    let (genesis, grant, record) = (genesis?, grant?, record?);
-    let version = a.version.unwrap_or(record.version);
-    let (v, provider, mine) = tokio::join!(
-        client.dataset_version(&dataset, version),
-        client.party(grant.grant.provider.as_str()),
-        async {
-            match &me {
-                Ok(b) => Some(client.party(&b.party).await),
-                Err(_) => None,
-            }
-        },
-    );
-    let (v, provider) = (v?, provider?);
-    if let (Ok(me), Some(mine)) = (&me, mine) {
-        let mine = mine?;
-        if mine.profile.encryption_key != identity.encryption.public_key() {
-            return Err(Refusal::new(
-                "fetch.key_mismatch",
-                format!(
-                    "this home's encryption key {} is not the one party {} registered ({}); deliveries are sealed to the registered key",
-                    identity.encryption.public_key(),
-                    me.party,
-                    mine.profile.encryption_key
-                ),
-            )
-            .into());
-        }
-    }
+    let peer = Counterpart::find(home, &client, dataset, grant_id, a.version).await?;
+    let version = peer.version;
     if a.out.exists() {
         return Err(Refusal::new(
             "fetch.exists",
@@ -164,21 +225,14 @@ pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
         .into());
     }
     let plan = Plan {
-        identity,
-        chain_id: genesis.chain_id.clone(),
-        endpoint: provider.profile.endpoint.trim_end_matches('/').to_string(),
-        provider_key: provider.profile.signing_key,
+        commitment: peer.description.commitment.clone(),
+        peer,
         grant: grant_id,
         dataset,
         version,
-        commitment: v.description.commitment.clone(),
         part: sidecar(&a.out, ".part"),
         state: sidecar(&a.out, ".part.json"),
         out: a.out.clone(),
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::Io(format!("HTTP client: {e}")))?,
     };
     let mut partial = plan.start_or_resume(a.resume)?;
     let bar = progress_bar(plan.commitment.size);
@@ -232,9 +286,9 @@ pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
             time: now_ms(),
             reason: String::new(),
         },
-        &plan.identity.signing,
+        &plan.peer.identity.signing,
     );
-    let logged = plan.hand_in(&receipt).await;
+    let logged = plan.peer.hand_in(&receipt).await;
     let mib_s = plan.commitment.size as f64 / (1 << 20) as f64 / elapsed.max(1e-9);
     let (log_text, log_json) = match &logged {
         Ok(entry) => (
@@ -391,7 +445,7 @@ impl Plan {
 
         let signed = SignedRequest::sign(
             DeliveryRequest {
-                chain_id: self.chain_id.clone(),
+                chain_id: self.peer.chain_id.clone(),
                 grant: self.grant,
                 dataset: self.dataset,
                 version: self.version,
@@ -400,12 +454,14 @@ impl Plan {
                 timestamp: now_ms(),
                 from_chunk,
                 resumes: partial.delivery,
+                query: None,
             },
-            &self.identity.signing,
+            &self.peer.identity.signing,
         );
         let digest = signed.digest();
-        let url = format!("{}/v1/deliveries", self.endpoint);
+        let url = format!("{}/v1/deliveries", self.peer.endpoint);
         let resp = self
+            .peer
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
@@ -414,7 +470,7 @@ impl Plan {
             .await
             .map_err(|e| {
                 Failure::Dropped(Error::Unreachable {
-                    url: self.endpoint.clone(),
+                    url: self.peer.endpoint.clone(),
                     reason: e.to_string(),
                 })
             })?;
@@ -476,7 +532,7 @@ impl Plan {
                 let Some(signed_header) = frames.header()? else {
                     continue;
                 };
-                signed_header.verify(&self.provider_key)?;
+                signed_header.verify(&self.peer.provider_key)?;
                 let h = &signed_header.header;
                 if h.request != digest
                     || h.size != self.commitment.size
@@ -487,7 +543,8 @@ impl Plan {
                         Refusal::new("delivery.malformed", "the stream's header does not answer this request").into(),
                     );
                 }
-                opener = Some(Opener::new(&self.identity.encryption, &h.encapped_key, &digest).map_err(Error::from)?);
+                opener =
+                    Some(Opener::new(&self.peer.identity.encryption, &h.encapped_key, &digest).map_err(Error::from)?);
             }
             let Some(o) = &opener else { continue };
             loop {
@@ -600,9 +657,9 @@ impl Plan {
                 time: now_ms(),
                 reason: truncate_utf8(&why, crate::delivery::MAX_RECEIPT_REASON),
             },
-            &self.identity.signing,
+            &self.peer.identity.signing,
         );
-        let logged = match self.hand_in(&receipt).await {
+        let logged = match self.peer.hand_in(&receipt).await {
             Ok(e) => format!("access log entry {} in block {}", e.outcome.as_str(), e.height),
             Err(e) => format!("the provider did not take the refusal receipt ({}: {e})", e.code()),
         };
@@ -613,28 +670,6 @@ impl Plan {
             )
             .into(),
         )
-    }
-
-    async fn hand_in(&self, receipt: &SignedReceipt) -> Result<AccessRecord> {
-        let url = format!("{}/v1/deliveries/receipts", self.endpoint);
-        let resp = self
-            .http
-            .post(&url)
-            .timeout(Duration::from_secs(60))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(receipt.to_bytes())
-            .send()
-            .await
-            .map_err(|e| Error::Unreachable {
-                url: self.endpoint.clone(),
-                reason: e.to_string(),
-            })?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| Error::Io(e.to_string()))?;
-        if !(200..300).contains(&status) {
-            return Err(crate::client::remote_error(status, &bytes));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| Error::Io(format!("the provider's answer: {e}")))
     }
 }
 

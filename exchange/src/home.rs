@@ -34,6 +34,19 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: Digest,
+    /// A table registered from PostgreSQL: `path` is the snapshot taken at
+    /// registration (what a download delivers); queries read the live table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSource>,
+}
+
+/// Where a PostgreSQL table lives. The connection string stays in this
+/// file (written owner-only), never on the ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSource {
+    pub url: String,
+    pub table: String,
 }
 
 pub const IDENTITY_FORMAT: &str = "liutong-identity/1";
@@ -273,6 +286,18 @@ impl Home {
     /// Records where version `version` of `dataset` is (an absolute path),
     /// after its registration committed.
     pub fn record_source(&self, dataset: &DatasetId, version: u32, file: &Path, c: &Commitment) -> Result<PathBuf> {
+        self.record_source_with(dataset, version, file, c, None)
+    }
+
+    /// [`Home::record_source`], for a table that lives in PostgreSQL.
+    pub fn record_source_with(
+        &self,
+        dataset: &DatasetId,
+        version: u32,
+        file: &Path,
+        c: &Commitment,
+        postgres: Option<PostgresSource>,
+    ) -> Result<PathBuf> {
         let path = std::fs::canonicalize(file).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
         let mut sources = self.sources()?;
         sources.datasets.entry(dataset.to_string()).or_default().insert(
@@ -281,11 +306,13 @@ impl Home {
                 path: path.clone(),
                 size: c.size,
                 sha256: c.sha256,
+                postgres,
             },
         );
         let text = serde_json::to_string_pretty(&sources).map_err(|e| Error::Io(e.to_string()))?;
         self.ensure_dir()?;
-        write_atomically(&self.sources_path(), text.as_bytes(), false)?;
+        // Owner-only: it may hold database connection strings.
+        write_atomically(&self.sources_path(), text.as_bytes(), true)?;
         Ok(path)
     }
 

@@ -29,6 +29,7 @@ pub mod machine;
 pub mod node;
 pub mod notary;
 pub mod party;
+pub mod query;
 pub mod serve;
 pub mod standards;
 pub mod wire;

@@ -96,6 +96,8 @@ pub struct NodeConfig {
     pub follow: Option<String>,
     /// How long the delivery service waits for a consumer's receipt.
     pub receipt_timeout: Duration,
+    /// The query service's limits.
+    pub queries: crate::serve::QueryConfig,
 }
 
 /// A started node. Dropping it does not stop it; call [`RunningNode::stop`].
@@ -200,13 +202,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
     let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
     let (shutdown, mut stop_rx) = watch::channel(false);
     let provider = if home.has_identity() {
-        let (home, timeout, skew) = (
+        let (home, timeout, skew, queries) = (
             home.clone(),
             config.receipt_timeout,
             genesis.ledger_genesis().params.max_clock_skew_ms,
+            config.queries,
         );
         Some(Arc::new(
-            tokio::task::spawn_blocking(move || Provider::open(home, timeout, skew))
+            tokio::task::spawn_blocking(move || Provider::open(home, timeout, skew, queries))
                 .await
                 .map_err(|e| Error::Io(format!("opening the delivery service: {e}")))??,
         ))

@@ -9,13 +9,13 @@
 //! `HOME/deliveries/`, one small file each, so a restarted node still takes
 //! up resumptions and receipts and still logs what it served.
 
-use crate::access::{self, LogAccess};
+use crate::access::{self, LogAccess, QueryServed};
 use crate::api::{submit_own, AppState};
 use crate::delivery::{
     authorize, frame, DeliveryHeader, NonceWindow, Refusal, SignedHeader, SignedReceipt, SignedRequest, Verdict,
     MAX_RECEIPT_REASON, STREAM_MAGIC,
 };
-use crate::grants::{self, UseGrant};
+use crate::grants::{self, GrantId, UseGrant};
 use crate::home::{write_atomically, Home, Identity, SourceFile};
 use crate::machine::{CF_PARTIES, CF_PARTY_KEYS, KIND_ACCESS_LOG, KIND_GRANT_USE};
 use crate::party::{KeyBinding, Party, PartyStatus};
@@ -31,6 +31,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod query;
+pub use query::{QueryConfig, QueryResult};
 
 /// Default time a provider waits for a receipt after a delivery's last stream ended.
 pub const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -57,6 +60,25 @@ struct Pending {
     idle_since: Timestamp,
     /// An access-log entry is being submitted.
     logging: bool,
+    /// For a query: its result and what was enforced.
+    query: Option<QueryServed>,
+}
+
+impl Pending {
+    /// A new delivery, being served now.
+    fn new(first: SignedRequest, now: Timestamp, query: Option<QueryServed>) -> Pending {
+        Pending {
+            first,
+            served_at: now,
+            bytes: 0,
+            sent: 0,
+            resumes: 0,
+            active: 1,
+            idle_since: now,
+            logging: false,
+            query,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +92,8 @@ struct PendingFile {
     sent: u64,
     resumes: u32,
     idle_since: Timestamp,
+    #[serde(default)]
+    query: Option<QueryServed>,
 }
 
 /// What the node needs to serve deliveries.
@@ -77,6 +101,7 @@ pub struct Provider {
     home: Home,
     identity: Identity,
     receipt_timeout: Duration,
+    queries: QueryConfig,
     nonces: Mutex<NonceWindow>,
     pending: Mutex<HashMap<Digest, Pending>>,
     /// Frame buffers the connections are done with, for the next frames.
@@ -112,12 +137,13 @@ impl Drop for Lent {
 impl Provider {
     /// The service of a home with an identity; open deliveries left by an
     /// earlier run are loaded.
-    pub fn open(home: Home, receipt_timeout: Duration, skew_ms: u64) -> Result<Provider> {
+    pub fn open(home: Home, receipt_timeout: Duration, skew_ms: u64, queries: QueryConfig) -> Result<Provider> {
         let identity = home.identity()?;
         let provider = Provider {
             home,
             identity,
             receipt_timeout,
+            queries,
             nonces: Mutex::new(NonceWindow::new(skew_ms)),
             pending: Mutex::new(HashMap::new()),
             frames: Arc::new(Mutex::new(Vec::new())),
@@ -168,6 +194,7 @@ impl Provider {
             sent: p.sent,
             resumes: p.resumes,
             idle_since: p.idle_since,
+            query: p.query.clone(),
         };
         std::fs::create_dir_all(self.dir()).map_err(|e| Error::Io(format!("{}: {e}", self.dir().display())))?;
         let text = serde_json::to_string_pretty(&file).map_err(|e| Error::Io(e.to_string()))?;
@@ -249,44 +276,17 @@ impl Provider {
     /// Checks a request and, for a new delivery, counts its use on the
     /// ledger; answers the stream to send.
     pub async fn start(self: &Arc<Self>, app: &Arc<AppState>, signed: SignedRequest) -> Result<Delivery> {
-        let (ledger, chain_id) = (&app.ledger, app.genesis.chain_id.as_str());
         let now = now_ms();
         let r = signed.request.clone();
-        let store = ledger.store();
-        let grant = match grants::grant(store, &r.grant) {
-            Ok(g) => g,
-            Err(Error::Ledger(liutong_ledger::Error::NotFound(_))) => {
-                return Err(Refusal::new("delivery.unknown_grant", format!("no grant {}", r.grant)).into())
-            }
-            Err(e) => return Err(e),
-        };
-        let me = self.identity.signing.public_key();
-        let mine = read_binding(ledger, me.as_bytes())?;
-        if mine.as_ref().map(|b| (&b.party, b.current)) != Some((&grant.provider, true)) {
+        if r.action != liutong_policies::Action::Download || r.query.is_some() {
             return Err(Refusal::new(
-                "delivery.not_here",
-                format!(
-                    "grant {} is served by its provider {}'s node; this node signs for {}",
-                    grant.id,
-                    grant.provider,
-                    mine.map_or_else(|| "no registered party".to_string(), |b| b.party.to_string())
-                ),
+                "delivery.wrong_action",
+                "a delivery request asks to download; queries go to /v1/queries",
             )
             .into());
         }
-        let holder = read_party(ledger, &grant.holder)?;
-        let holder_key = read_binding(ledger, signed.signer.as_bytes())?
-            .is_some_and(|b| b.current && b.party == grant.holder)
-            && holder.status == PartyStatus::Active;
-        let dataset = crate::datasets::dataset(store, &r.dataset);
-        let versions = match (&dataset, r.dataset == grant.dataset) {
-            (Ok(d), _) => d.version,
-            (Err(_), false) => 0,
-            (Err(e), true) => return Err(Error::Io(format!("the grant's dataset is unreadable: {e}"))),
-        };
-        authorize(&signed, chain_id, &grant, holder_key, versions, now)?;
-        lock(&self.nonces).admit(signed.signer, r.nonce, r.timestamp, now)?;
-        let version = crate::datasets::version(store, &r.dataset, r.version)?;
+        let Checked { grant, holder, version } = self.check(app, &signed, now)?;
+        let store = app.ledger.store();
         let commitment = version.description.commitment.clone();
         if r.from_chunk > commitment.chunks() {
             return Err(Refusal::new(
@@ -336,49 +336,8 @@ impl Provider {
         let active = match resumed {
             Some(a) => a,
             None => {
-                // The open delivery is on disk before the use is submitted, so
-                // a counted use is always logged, even if this node stops or
-                // the request is cancelled while the block is made.
-                let p = Pending {
-                    first: signed.clone(),
-                    served_at: now,
-                    bytes: 0,
-                    sent: 0,
-                    resumes: 0,
-                    active: 1,
-                    idle_since: now,
-                    logging: false,
-                };
-                {
-                    let mut pending = lock(&self.pending);
-                    self.save(&p)?;
-                    pending.insert(request, p);
-                }
-                let active = Active {
-                    provider: self.clone(),
-                    delivery: request,
-                    served_to: 0,
-                };
-                let body = UseGrant {
-                    grant: grant.id,
-                    action: r.action,
-                    request,
-                };
-                let tx = crate::client::sign_tx(chain_id, KIND_GRANT_USE, &body, &self.identity.signing);
-                let app2 = app.clone();
-                let counted = tokio::spawn(async move { submit_own(&app2, tx.canonical_bytes()).await }).await;
-                match counted {
-                    Ok(Ok(_)) => active,
-                    Ok(Err(e)) => {
-                        drop(active);
-                        self.forget(&request);
-                        return Err(e);
-                    }
-                    Err(e) => {
-                        drop(active);
-                        return Err(Error::Io(format!("counting the use: {e}")));
-                    }
-                }
+                let p = Pending::new(signed.clone(), now, None);
+                self.count_use(app, p, grant.id).await?
             }
         };
         let header = SignedHeader::sign(
@@ -400,6 +359,84 @@ impl Provider {
             hashes,
             from_chunk: r.from_chunk,
         })
+    }
+
+    /// The checks every request passes on this node's copy of the ledger:
+    /// this node serves the grant, the holder signed with its current key,
+    /// the grant allows the use now, the nonce is fresh, the version exists.
+    fn check(&self, app: &Arc<AppState>, signed: &SignedRequest, now: Timestamp) -> Result<Checked> {
+        let (ledger, chain_id) = (&app.ledger, app.genesis.chain_id.as_str());
+        let r = &signed.request;
+        let store = ledger.store();
+        let grant = match grants::grant(store, &r.grant) {
+            Ok(g) => g,
+            Err(Error::Ledger(liutong_ledger::Error::NotFound(_))) => {
+                return Err(Refusal::new("delivery.unknown_grant", format!("no grant {}", r.grant)).into())
+            }
+            Err(e) => return Err(e),
+        };
+        let me = self.identity.signing.public_key();
+        let mine = read_binding(ledger, me.as_bytes())?;
+        if mine.as_ref().map(|b| (&b.party, b.current)) != Some((&grant.provider, true)) {
+            return Err(Refusal::new(
+                "delivery.not_here",
+                format!(
+                    "grant {} is served by its provider {}'s node; this node signs for {}",
+                    grant.id,
+                    grant.provider,
+                    mine.map_or_else(|| "no registered party".to_string(), |b| b.party.to_string())
+                ),
+            )
+            .into());
+        }
+        let holder = read_party(ledger, &grant.holder)?;
+        let holder_key = read_binding(ledger, signed.signer.as_bytes())?
+            .is_some_and(|b| b.current && b.party == grant.holder)
+            && holder.status == PartyStatus::Active;
+        let dataset = crate::datasets::dataset(store, &r.dataset);
+        let versions = match (&dataset, r.dataset == grant.dataset) {
+            (Ok(d), _) => d.version,
+            (Err(_), false) => 0,
+            (Err(e), true) => return Err(Error::Io(format!("the grant's dataset is unreadable: {e}"))),
+        };
+        authorize(signed, chain_id, &grant, holder_key, versions, now)?;
+        lock(&self.nonces).admit(signed.signer, r.nonce, r.timestamp, now)?;
+        let version = crate::datasets::version(store, &r.dataset, r.version)?;
+        Ok(Checked { grant, holder, version })
+    }
+
+    /// Opens delivery `p` and counts its use on the ledger. The open
+    /// delivery is on disk before the use is submitted, so a counted use is
+    /// always logged, even if this node stops or the request is cancelled
+    /// while the block is made.
+    async fn count_use(self: &Arc<Self>, app: &Arc<AppState>, p: Pending, grant: GrantId) -> Result<Active> {
+        let request = p.first.digest();
+        let action = p.first.request.action;
+        {
+            let mut pending = lock(&self.pending);
+            self.save(&p)?;
+            pending.insert(request, p);
+        }
+        let active = Active {
+            provider: self.clone(),
+            delivery: request,
+            served_to: 0,
+        };
+        let body = UseGrant { grant, action, request };
+        let tx = crate::client::sign_tx(&app.genesis.chain_id, KIND_GRANT_USE, &body, &self.identity.signing);
+        let app2 = app.clone();
+        match tokio::spawn(async move { submit_own(&app2, tx.canonical_bytes()).await }).await {
+            Ok(Ok(_)) => Ok(active),
+            Ok(Err(e)) => {
+                drop(active);
+                self.forget(&request);
+                Err(e)
+            }
+            Err(e) => {
+                drop(active);
+                Err(Error::Io(format!("counting the use: {e}")))
+            }
+        }
     }
 
     fn source(&self, dataset: &DatasetId, version: u32) -> Result<SourceFile> {
@@ -444,8 +481,10 @@ impl Provider {
     /// and the delivery stays open (to be logged unacknowledged in time).
     pub async fn receipt(self: &Arc<Self>, app: &Arc<AppState>, receipt: SignedReceipt) -> Result<serde_json::Value> {
         let delivery = receipt.receipt.request;
-        let first = lock(&self.pending).get(&delivery).map(|p| (p.first.clone(), p.logging));
-        let first = match first {
+        let first = lock(&self.pending)
+            .get(&delivery)
+            .map(|p| ((p.first.clone(), p.query.clone(), p.bytes), p.logging));
+        let (first, query, served) = match first {
             Some((f, false)) => f,
             Some((_, true)) => {
                 return Err(Refusal::new("receipt.late", format!("delivery {delivery} is being logged")).into())
@@ -474,13 +513,19 @@ impl Provider {
             )
             .into());
         }
-        let c = crate::datasets::version(app.ledger.store(), &first.request.dataset, first.request.version)?
-            .description
-            .commitment;
-        if rc.verdict == Verdict::Verified && (rc.content != c.chunk_root || rc.bytes != c.size) {
+        let expected = match &query {
+            Some(q) => (q.result, served),
+            None => {
+                let c = crate::datasets::version(app.ledger.store(), &first.request.dataset, first.request.version)?
+                    .description
+                    .commitment;
+                (c.chunk_root, c.size)
+            }
+        };
+        if rc.verdict == Verdict::Verified && (rc.content, rc.bytes) != expected {
             return Err(Refusal::new(
                 "receipt.wrong_content",
-                "a verified receipt names the committed chunk root and the full size",
+                "a verified receipt names what was served (the committed chunk root or the query's result) and its full size",
             )
             .into());
         }
@@ -512,6 +557,7 @@ impl Provider {
             bytes: p.bytes,
             served_at: p.served_at,
             receipt,
+            query: p.query.clone(),
         };
         let tx = crate::client::sign_tx(&app.genesis.chain_id, KIND_ACCESS_LOG, &body, &self.identity.signing);
         submit_own(app, tx.canonical_bytes()).await
@@ -574,6 +620,13 @@ impl Provider {
     }
 }
 
+/// What [`Provider::check`] found.
+struct Checked {
+    grant: crate::grants::GrantRecord,
+    holder: Party,
+    version: crate::datasets::DatasetVersion,
+}
+
 /// The most one delivery sends over all its resumptions: the content twice
 /// and eight chunks (what a dropped connection can lose in flight, many times).
 pub fn resume_allowance(c: &Commitment) -> u64 {
@@ -601,6 +654,7 @@ fn read_pending(path: &Path) -> Result<Pending> {
         active: 0,
         idle_since: f.idle_since,
         logging: false,
+        query: f.query,
     })
 }
 

@@ -38,8 +38,8 @@ fn write(path: &Path, format: TableFormat) {
             w.write(&batch).expect("write CSV");
         }
         TableFormat::Parquet => {
-            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
-                .expect("a Parquet writer");
+            let mut w =
+                datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("a Parquet writer");
             w.write(&batch).expect("write Parquet");
             w.close().expect("close Parquet");
         }
@@ -73,7 +73,10 @@ async fn every_file_format_answers_sql() {
         let names: Vec<&str> = shape.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "name", "score"], "{name}");
         let schema = Arc::new(shape.to_arrow().expect("the shape's schema"));
-        let table = source.table(schema).await.unwrap_or_else(|e| panic!("{name}: table: {e}"));
+        let table = source
+            .table(schema)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: table: {e}"));
         let ctx = SessionContext::new();
         ctx.register_table("t", table).expect("register the table");
         let result = query(

@@ -39,6 +39,7 @@ pub async fn orderer() -> Net {
         listen: "127.0.0.1:0".parse().expect("addr"),
         follow: None,
         receipt_timeout: liutong_exchange::serve::DEFAULT_RECEIPT_TIMEOUT,
+        queries: Default::default(),
     })
     .await
     .expect("orderer starts");

@@ -428,6 +428,7 @@ async fn deliveries_between_processes_verify_log_and_survive_faults() {
                 timestamp: now_ms(),
                 from_chunk: 0,
                 resumes,
+                query: None,
             },
             &consumer.signing,
         )
@@ -597,6 +598,7 @@ async fn malformed_requests_and_receipts_get_codes() {
             timestamp: now_ms(),
             from_chunk: 0,
             resumes: None,
+            query: None,
         },
         &consumer.signing,
     );
@@ -688,6 +690,7 @@ async fn malformed_requests_and_receipts_get_codes() {
         bytes: 10,
         served_at: now_ms(),
         receipt,
+        query: None,
     };
     let submit = |kind: &str, body: &LogAccess, key: &liutong_core::SigningKey| {
         sign_tx(&w.net.chain, kind, body, key).canonical_bytes()
@@ -861,6 +864,7 @@ async fn meddler(
                                             nonce: first.request.nonce ^ 0x5555,
                                             timestamp: now_ms(),
                                             resumes: None,
+                                            query: None,
                                             from_chunk: 0,
                                             ..first.request.clone()
                                         },

@@ -18,6 +18,7 @@ async fn follower_copies_forwards_and_proves() {
         listen: "127.0.0.1:0".parse().expect("addr"),
         follow: Some(net.node.url.clone()),
         receipt_timeout: liutong_exchange::serve::DEFAULT_RECEIPT_TIMEOUT,
+        queries: Default::default(),
     })
     .await
     .expect("follower starts");
@@ -60,6 +61,7 @@ async fn follower_copies_forwards_and_proves() {
         listen: "127.0.0.1:0".parse().expect("addr"),
         follow: Some(net.node.url.clone()),
         receipt_timeout: liutong_exchange::serve::DEFAULT_RECEIPT_TIMEOUT,
+        queries: Default::default(),
     })
     .await
     .expect("restarts");

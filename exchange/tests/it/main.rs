@@ -11,5 +11,6 @@ mod evidence;
 mod follower;
 mod grants;
 mod parties;
+mod query;
 mod standards;
 mod tamper;

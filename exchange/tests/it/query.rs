@@ -1,0 +1,410 @@
+//! Compute-to-data between processes: the provider's node as a `liutong
+//! node` process serving its tables (CSV, Parquet, NDJSON, Arrow IPC files
+//! and a table in a real PostgreSQL server the test starts), the consumer
+//! as `liutong query` processes, the terms enforced on the provider's side,
+//! and each answered query in the access log with both digests.
+
+use crate::common::*;
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use liutong_core::{now_ms, Canonical};
+use liutong_exchange::client::sign_tx;
+use liutong_exchange::home::Home;
+use liutong_exchange::machine::*;
+use liutong_exchange::party::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const PROVIDER: u32 = 9_200;
+const CONSUMER: u32 = 9_201;
+
+/// The shipments every source holds: port, consignee, teu.
+const ROWS: [(&str, &str, i64); 8] = [
+    ("Ningbo", "Acme", 10),
+    ("Ningbo", "Bolt", 20),
+    ("Ningbo", "Cargo", 30),
+    ("Shanghai", "Delta", 40),
+    ("Shanghai", "Echo", 50),
+    ("Shanghai", "Fox", 60),
+    ("Shanghai", "Gale", 70),
+    ("Qingdao", "Hull", 80),
+];
+
+fn batch() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("port", DataType::Utf8, false),
+        Field::new("consignee", DataType::Utf8, false),
+        Field::new("teu", DataType::Int64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(ROWS.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(ROWS.iter().map(|r| r.1))),
+        Arc::new(Int64Array::from_iter_values(ROWS.iter().map(|r| r.2))),
+    ];
+    RecordBatch::try_new(schema, columns).expect("batch")
+}
+
+/// The same rows as CSV, Parquet, NDJSON and Arrow IPC files.
+fn write_files(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    let b = batch();
+    let csv = dir.join("shipments.csv");
+    let mut text = String::from("port,consignee,teu\n");
+    for (p, c, t) in ROWS {
+        text.push_str(&format!("{p},{c},{t}\n"));
+    }
+    std::fs::write(&csv, text).expect("csv");
+    let parquet = dir.join("shipments.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&parquet).expect("create"), b.schema(), None)
+            .expect("writer");
+    w.write(&b).expect("write");
+    w.close().expect("close");
+    let ndjson = dir.join("shipments.ndjson");
+    let mut text = String::new();
+    for (p, c, t) in ROWS {
+        text.push_str(&format!("{{\"port\":\"{p}\",\"consignee\":\"{c}\",\"teu\":{t}}}\n"));
+    }
+    std::fs::write(&ndjson, text).expect("ndjson");
+    let arrow_file = dir.join("shipments.arrow");
+    let mut w =
+        arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(&arrow_file).expect("create"), &b.schema())
+            .expect("writer");
+    w.write(&b).expect("write");
+    w.finish().expect("finish");
+    vec![
+        ("csv", csv),
+        ("parquet", parquet),
+        ("ndjson", ndjson),
+        ("arrow", arrow_file),
+    ]
+}
+
+struct World {
+    net: Net,
+    dir: PathBuf,
+    provider: Home,
+    provider_url: String,
+    _node: NodeProcess,
+    consumer: Home,
+}
+
+impl World {
+    async fn synced(&self) {
+        let want = self.net.node.ledger.height();
+        let client = liutong_exchange::client::Client::new(&self.provider_url).expect("client");
+        for _ in 0..400 {
+            if client.status().await.map(|s| s.height >= want).unwrap_or(false) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the provider's node did not catch up");
+    }
+
+    fn run(&self, home: &Home, args: &[&str]) -> (bool, serde_json::Value) {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--node", &self.net.node.url]);
+        liutong(home.dir(), &all)
+    }
+
+    /// Registers a source (a file, or PostgreSQL `--source URL --table T`) as `name`.
+    fn register(&self, name: &str, source: &[&str]) -> String {
+        let mut args = vec!["dataset", "register"];
+        args.extend(source);
+        args.extend(["--name", name, "--title", "Shipments"]);
+        let (ok, j) = self.run(&self.provider, &args);
+        assert!(ok, "{j}");
+        j["dataset"]["id"].as_str().expect("id").to_string()
+    }
+
+    /// An automatic offer with `terms` (query terms over the defaults) and
+    /// the consumer's grant on it.
+    async fn grant(&self, dataset: &str, offer: u32, terms: serde_json::Value) -> String {
+        let now = now_ms();
+        let mut t = serde_json::json!({
+            "purposes": ["trade-finance"], "not_before": now - 60_000, "not_after": now + 7 * 86_400_000u64,
+            "max_uses": 100, "actions": ["query"], "columns": null, "row_filter": null, "masks": [],
+            "min_group_size": null, "row_cap": null, "transferable": false
+        });
+        for (k, v) in terms.as_object().expect("object") {
+            t[k] = v.clone();
+        }
+        let path = self.dir.join(format!("terms-{dataset}-{offer}.json"));
+        std::fs::write(&path, t.to_string()).expect("terms");
+        let (ok, j) = self.run(
+            &self.provider,
+            &[
+                "offer",
+                "add",
+                dataset,
+                "--terms",
+                path.to_str().expect("utf-8"),
+                "--automatic",
+            ],
+        );
+        assert!(ok, "{j}");
+        let (ok, j) = self.run(
+            &self.consumer,
+            &[
+                "grant",
+                "request",
+                dataset,
+                "--offer",
+                &offer.to_string(),
+                "--purpose",
+                "trade-finance",
+                "--max-uses",
+                "10",
+                "--days",
+                "1",
+            ],
+        );
+        assert!(ok, "{j}");
+        self.synced().await;
+        j["grant"]["id"].as_str().expect("id").to_string()
+    }
+
+    fn query(&self, dataset: &str, grant: &str, sql: &str, extra: &[&str]) -> (bool, serde_json::Value) {
+        let mut args = vec!["query", dataset, sql, "--grant", grant];
+        if !extra.contains(&"--format") {
+            args.extend(["--format", "json"]);
+        }
+        args.extend(extra);
+        self.run(&self.consumer, &args)
+    }
+
+    async fn uses(&self, grant: &str) -> u64 {
+        self.net
+            .client
+            .grant(&grant.parse().expect("id"))
+            .await
+            .expect("grant")
+            .grant
+            .uses
+    }
+}
+
+async fn world() -> World {
+    let net = orderer().await;
+    let dir = net.dir.path().to_path_buf();
+    let provider = Home::new(dir.join("provider"));
+    let pid = provider.create_identity().expect("keys");
+    let (node, provider_url) = start_node_with(provider.dir(), &["--follow", &net.node.url, "--query-timeout", "20"]);
+    let consumer = Home::new(dir.join("consumer"));
+    let cid = consumer.create_identity().expect("keys");
+    for (n, role, id) in [(PROVIDER, Role::Provider, &pid), (CONSUMER, Role::Consumer, &cid)] {
+        let body = RegisterParty {
+            legal_name: format!("Member {n}"),
+            credit_code: code(n),
+            contact: "office@example.com".into(),
+            roles: vec![role],
+            encryption_key: id.encryption.public_key(),
+            endpoint: provider_url.clone(),
+        };
+        net.client
+            .submit_bytes(&sign_tx(&net.chain, KIND_REGISTER, &body, &id.signing).canonical_bytes())
+            .await
+            .expect("registers");
+        net.client
+            .submit_bytes(&standing(&net, KIND_APPROVE, &net.operator.signing, &code(n)))
+            .await
+            .expect("approves");
+    }
+    World {
+        net,
+        dir,
+        provider,
+        provider_url,
+        _node: node,
+        consumer,
+    }
+}
+
+fn rows(j: &serde_json::Value) -> Vec<serde_json::Value> {
+    j["data"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_source_kind_answers_queries_under_the_grant() {
+    let w = world().await;
+    // Four table files and a PostgreSQL table, one dataset each.
+    let mut datasets = Vec::new();
+    for (kind, path) in write_files(&w.dir) {
+        let id = w.register(&format!("shipments-{kind}"), &[path.to_str().expect("utf-8")]);
+        datasets.push((kind.to_string(), format!("\"shipments-{kind}\""), id));
+    }
+    let pg = liutong_connectors::testing::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    pg.execute("CREATE TABLE shipments (port text NOT NULL, consignee text NOT NULL, teu bigint NOT NULL)")
+        .await
+        .expect("create");
+    let values: Vec<String> = ROWS.iter().map(|(p, c, t)| format!("('{p}', '{c}', {t})")).collect();
+    pg.execute(&format!("INSERT INTO shipments VALUES {}", values.join(", ")))
+        .await
+        .expect("insert");
+    let url = pg.url();
+    let id = w.register("shipments-pg", &["--source", &url, "--table", "shipments"]);
+    datasets.push(("postgres".into(), "\"shipments-pg\"".into(), id.clone()));
+    // The descriptor says what a PostgreSQL table's commitment covers; the
+    // connection string never reaches the ledger.
+    let (ok, j) = w.run(&w.consumer, &["dataset", "show", &id]);
+    assert!(ok, "{j}");
+    assert_eq!(
+        j["description"]["media_type"], "application/vnd.apache.arrow.stream",
+        "{j}"
+    );
+    assert!(j.to_string().contains("canonical Arrow IPC"), "{j}");
+    assert!(!j.to_string().contains(&url), "{j}");
+
+    for (kind, table, dataset) in &datasets {
+        let grant = w.grant(dataset, 1, serde_json::json!({})).await;
+        let sql = format!("SELECT port, count(*) AS n, sum(teu) AS teu FROM {table} GROUP BY port ORDER BY port");
+        let (ok, j) = w.query(dataset, &grant, &sql, &[]);
+        assert!(ok, "{kind}: {j}");
+        assert_eq!(
+            rows(&j),
+            vec![
+                serde_json::json!({"port": "Ningbo", "n": 3, "teu": 60}),
+                serde_json::json!({"port": "Qingdao", "n": 1, "teu": 80}),
+                serde_json::json!({"port": "Shanghai", "n": 4, "teu": 220}),
+            ],
+            "{kind}: {j}"
+        );
+        let entry = &j["access_log"];
+        assert_eq!(entry["outcome"], "acknowledged", "{kind}: {j}");
+        assert_eq!(entry["action"], "query", "{kind}: {j}");
+        assert_eq!(entry["result"], j["result"], "{kind}: {j}");
+        assert_eq!(entry["query"]["rows"], 3, "{kind}: {j}");
+        let sql_digest = liutong_core::sha256(sql.as_bytes()).to_string();
+        assert_eq!(entry["query"]["query"], sql_digest, "{kind}: {j}");
+        assert_eq!(w.uses(&grant).await, 1, "{kind}");
+    }
+
+    // Live PostgreSQL: a pushed-down filter reads the server's rows.
+    let (_, _, pg_dataset) = datasets.last().expect("pg");
+    let grant = w
+        .grant(pg_dataset, 2, serde_json::json!({"row_filter": "teu >= 40"}))
+        .await;
+    let (ok, j) = w.query(
+        pg_dataset,
+        &grant,
+        "SELECT consignee FROM \"shipments-pg\" WHERE port = 'Shanghai' AND teu < 60 ORDER BY consignee",
+        &[],
+    );
+    assert!(ok, "{j}");
+    assert_eq!(
+        rows(&j),
+        vec![
+            serde_json::json!({"consignee": "Delta"}),
+            serde_json::json!({"consignee": "Echo"})
+        ],
+        "{j}"
+    );
+    drop(pg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terms_are_enforced_and_refusals_cost_no_use() {
+    let w = world().await;
+    let files = write_files(&w.dir);
+    let csv = files[0].1.to_str().expect("utf-8").to_string();
+    let dataset = w.register("shipments", &[&csv]);
+    let grant = w
+        .grant(
+            &dataset,
+            1,
+            serde_json::json!({
+                "columns": ["port", "teu"], "row_filter": "teu > 10",
+                "min_group_size": 2, "row_cap": 100
+            }),
+        )
+        .await;
+    // An aggregate inside the terms: filtered rows and small groups are gone.
+    let (ok, j) = w.query(
+        &dataset,
+        &grant,
+        "SELECT port, count(*) AS n, sum(teu) AS teu FROM shipments GROUP BY port ORDER BY port",
+        &[],
+    );
+    assert!(ok, "{j}");
+    assert_eq!(
+        rows(&j),
+        vec![
+            serde_json::json!({"port": "Ningbo", "n": 2, "teu": 50}),
+            serde_json::json!({"port": "Shanghai", "n": 4, "teu": 220}),
+        ],
+        "{j}"
+    );
+    let enforced = j["enforced"].to_string();
+    for term in [
+        "row filter: teu > 10",
+        "columns: port, teu",
+        "at least 2 rows",
+        "at most 100 rows",
+    ] {
+        assert!(enforced.contains(term), "{term} not in {enforced}");
+    }
+    assert_eq!(j["access_log"]["query"]["enforced"], j["enforced"], "{j}");
+    assert_eq!(w.uses(&grant).await, 1);
+
+    // Refusals, each with its code and reason, none counting a use.
+    for (sql, code) in [
+        (
+            "SELECT consignee, count(*) FROM shipments GROUP BY consignee",
+            "query.forbidden_column",
+        ),
+        ("SELECT port, teu FROM shipments", "query.not_aggregated"),
+        ("DROP TABLE shipments", "query.not_select"),
+        ("SELECT 1; SELECT 2", "query.multiple_statements"),
+        ("SELECT count(*) FROM other_table", "query.unknown_table"),
+    ] {
+        let (ok, j) = w.query(&dataset, &grant, sql, &[]);
+        assert!(!ok, "{sql}: {j}");
+        assert_eq!(j["error"]["code"], code, "{sql}: {j}");
+    }
+    let (ok, j) = w.query(
+        &dataset,
+        &grant,
+        "SELECT consignee, count(*) FROM shipments GROUP BY consignee",
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        j["error"]["message"].as_str().unwrap_or_default().contains("consignee"),
+        "the refusal names the column: {j}"
+    );
+    assert_eq!(w.uses(&grant).await, 1, "refused queries count no use");
+
+    // The CLI's other formats, and a result written to a file.
+    let out = w.dir.join("result.csv");
+    let (ok, j) = w.query(
+        &dataset,
+        &grant,
+        "SELECT port, count(*) AS n FROM shipments GROUP BY port ORDER BY port",
+        &["--format", "csv", "--out", out.to_str().expect("utf-8")],
+    );
+    assert!(ok, "{j}");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("csv"),
+        "port,n\nNingbo,2\nShanghai,4\n"
+    );
+
+    // A download request under a query grant is refused; a query under a
+    // download-only grant too.
+    let (ok, j) = w.run(
+        &w.consumer,
+        &[
+            "fetch",
+            &dataset,
+            "--grant",
+            &grant,
+            "--out",
+            w.dir.join("whole.csv").to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!ok, "{j}");
+    assert_eq!(j["error"]["code"], "use.action_not_allowed", "{j}");
+    let download = w.grant(&dataset, 2, serde_json::json!({"actions": ["download"]})).await;
+    let (ok, j) = w.query(&dataset, &download, "SELECT count(*) FROM shipments", &[]);
+    assert!(!ok, "{j}");
+    assert_eq!(j["error"]["code"], "use.action_not_allowed", "{j}");
+}
