@@ -516,6 +516,51 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         ),
     );
 
+    // 4f. Compute-to-data under the query grant.
+    let table = "\"yangshan-shipments-2026q3\"";
+    let query = |sql: String| {
+        let (home, dataset, grant, node) = (cons_home.clone(), dataset_id.clone(), first_id.clone(), cons.url().to_string());
+        async move {
+            cli::run(op_cli(
+                &home,
+                &["query", &dataset, &sql, "--grant", &grant, "--node", &node],
+            ))
+            .await
+        }
+    };
+    let aggregate_sql = format!(
+        "SELECT port_of_discharge, count(*) AS containers, sum(teu) AS teu FROM {table} GROUP BY port_of_discharge ORDER BY teu DESC"
+    );
+    let aggregate = query(aggregate_sql.clone()).await?;
+    let rows_sql = format!("SELECT container, port_of_discharge, teu FROM {table} ORDER BY teu DESC, port_of_discharge");
+    let masked = query(rows_sql.clone()).await?;
+    let forbidden_sql = format!("SELECT port_of_loading, count(*) FROM {table} GROUP BY port_of_loading");
+    let forbidden = query(forbidden_sql.clone()).await.err();
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let query_log = cli::run(op_cli(
+        &cons_home,
+        &["access", "list", "--grant", &first_id, "--node", cons.url()],
+    ))
+    .await?;
+    n.step(
+        "The bank runs SQL on the provider's node under its query grant (compute-to-data): only permitted results leave",
+        &format!(
+            "$ liutong query {dataset_id} --grant {first_id} \\\n    \"{aggregate_sql}\"\n{}\n\n\
+             Row-level output is allowed by this grant, with the container number hashed under a per-grant secret salt:\n\
+             $ liutong query ... \"{rows_sql}\"\n{}\n\n\
+             A column outside the grant is refused with the reason, and costs no use:\n\
+             $ liutong query ... \"{forbidden_sql}\"\n{}\n\n\
+             The provider's node planned each query with DataFusion, rewrote the plan under the grant's terms\n\
+             (columns, row filter directly above the scan, masks at the scan, row cap) and sealed the Arrow result\n\
+             to the bank; each answered query is in the access log with its query and result digests:\n\
+             $ liutong access list --grant {first_id}\n{}",
+            aggregate.text,
+            masked.text,
+            refusal_text(forbidden),
+            query_log.text
+        ),
+    );
+
     // 5. Verification, online and offline.
     let bundle_path = dir.path().join("evidence.json");
     let online = cli::run(op_cli(

@@ -785,8 +785,9 @@ pub async fn access(cmd: AccessCommand) -> Result<Output> {
     );
     for e in &page.entries {
         text.push_str(&format!(
-            "\n  block {:>5}  {:<14}  {} -> {}  dataset {} v{}  {} bytes  grant {}  delivery {}",
+            "\n  block {:>5}  {:<8}  {:<14}  {} -> {}  dataset {} v{}  {} bytes  grant {}\n    request {}",
             e.height,
+            e.action,
             e.outcome.as_str(),
             e.provider,
             e.consumer,
@@ -796,6 +797,20 @@ pub async fn access(cmd: AccessCommand) -> Result<Output> {
             e.grant,
             e.request
         ));
+        match &e.query {
+            Some(q) => text.push_str(&format!(
+                "\n    query {}  result {}  {} row(s)\n    enforced: {}",
+                q.query,
+                e.result,
+                q.rows,
+                if q.enforced.is_empty() {
+                    "-".to_string()
+                } else {
+                    q.enforced.join("; ")
+                }
+            )),
+            None => text.push_str(&format!("\n    content {}", e.result)),
+        }
     }
     Ok(Output::ok(text, json!(page)))
 }
