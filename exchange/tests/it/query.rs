@@ -185,11 +185,17 @@ impl World {
 }
 
 async fn world() -> World {
+    world_with(&["--query-timeout", "20"]).await
+}
+
+async fn world_with(node_args: &[&str]) -> World {
     let net = orderer().await;
     let dir = net.dir.path().to_path_buf();
     let provider = Home::new(dir.join("provider"));
     let pid = provider.create_identity().expect("keys");
-    let (node, provider_url) = start_node_with(provider.dir(), &["--follow", &net.node.url, "--query-timeout", "20"]);
+    let mut args = vec!["--follow", net.node.url.as_str()];
+    args.extend(node_args);
+    let (node, provider_url) = start_node_with(provider.dir(), &args);
     let consumer = Home::new(dir.join("consumer"));
     let cid = consumer.create_identity().expect("keys");
     for (n, role, id) in [(PROVIDER, Role::Provider, &pid), (CONSUMER, Role::Consumer, &cid)] {
@@ -407,4 +413,36 @@ async fn terms_are_enforced_and_refusals_cost_no_use() {
     let (ok, j) = w.query(&dataset, &download, "SELECT count(*) FROM shipments", &[]);
     assert!(!ok, "{j}");
     assert_eq!(j["error"]["code"], "use.action_not_allowed", "{j}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_queries_hit_the_nodes_time_and_memory_limits() {
+    let w = world_with(&["--query-timeout", "2", "--query-memory", "16"]).await;
+    let files = write_files(&w.dir);
+    let dataset = w.register("shipments", &[files[0].1.to_str().expect("utf-8")]);
+    let grant = w.grant(&dataset, 1, serde_json::json!({})).await;
+    // 8^10 rows of cross join: far more than 2 seconds.
+    let many = (0..10).map(|i| format!("shipments s{i}")).collect::<Vec<_>>().join(", ");
+    let (ok, j) = w.query(&dataset, &grant, &format!("SELECT count(*) FROM {many}"), &[]);
+    assert!(!ok, "{j}");
+    assert_eq!(j["error"]["code"], "query.timeout", "{j}");
+    // Millions of groups in 16 MiB.
+    let seven = (0..7).map(|i| format!("shipments s{i}")).collect::<Vec<_>>().join(", ");
+    let keys = (0..7).map(|i| format!("s{i}.consignee")).collect::<Vec<_>>().join(", ");
+    let (ok, j) = w.query(
+        &dataset,
+        &grant,
+        &format!("SELECT {keys}, count(*) FROM {seven} GROUP BY {keys} ORDER BY 1 LIMIT 1"),
+        &[],
+    );
+    assert!(!ok, "{j}");
+    assert!(
+        j["error"]["code"] == "query.memory_limit",
+        "{j}"
+    );
+    assert_eq!(w.uses(&grant).await, 0, "a query that did not finish costs no use");
+    // The node still answers.
+    let (ok, j) = w.query(&dataset, &grant, "SELECT count(*) AS n FROM shipments", &[]);
+    assert!(ok, "{j}");
+    assert_eq!(rows(&j), vec![serde_json::json!({"n": 8})], "{j}");
 }
