@@ -27,6 +27,12 @@
 //! output using only allow-listed aggregate functions; that aggregation gets
 //! a hidden `count(*)` and every group with fewer than `k` rows is dropped
 //! directly above it. A row cap becomes a limit over the whole query.
+//!
+//! A query is parsed and planned on a thread with a large stack, and refused
+//! past fixed limits of size and depth ([`MAX_SQL`], [`MAX_NESTING`],
+//! [`MAX_EXPR_DEPTH`], [`MAX_SUBQUERY_DEPTH`], [`MAX_RELATIONS`]), so that no
+//! input overflows a stack, there or later in the optimizer and executor on
+//! the caller's thread.
 
 use crate::Terms;
 use arrow::array::{Array, ArrayRef, StringBuilder};
@@ -42,23 +48,44 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{
-    cast, col, lit, ColumnarValue, Expr, Extension, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
+    cast, lit, ColumnarValue, Expr, Extension, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, UserDefinedLogicalNode, UserDefinedLogicalNodeCore, Volatility,
 };
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{self as sql_ast, SetExpr, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use sha2::{Digest as _, Sha256};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// Longest SQL text a query may have, in bytes.
 pub const MAX_SQL: usize = 64 * 1024;
 /// How deep the SQL parser may nest before it refuses.
 pub const MAX_NESTING: usize = 64;
+/// How deep expressions and subqueries may nest, counting one level per
+/// operator of a chain (`a + a + …` nests as deep as it is long, and the
+/// parser, which reads such a chain in a loop, does not see it). DataFusion
+/// clones and types expressions by plain recursion, so a deeper expression
+/// could overflow the stack of the thread that plans or runs it.
+pub const MAX_EXPR_DEPTH: usize = 128;
+/// Most tables, subqueries (in FROM) and set operations (UNION, INTERSECT,
+/// EXCEPT) one query may hold: each join or union is a level of the plan,
+/// which parts of the optimizer walk by plain recursion (101 joined tables
+/// overflow a 2 MiB stack in a debug build).
+pub const MAX_RELATIONS: usize = 64;
+/// How deep subqueries may nest (in FROM, in expressions, in CTEs).
+/// DataFusion's optimizer takes time exponential in this depth for nested
+/// scalar subqueries (about 1.7 times per level), and plans each level by
+/// recursion.
+pub const MAX_SUBQUERY_DEPTH: usize = 8;
+/// Stack of the thread a query is parsed and planned on (reserved, touched
+/// only as deep as a query goes); see [`PolicySession::plan`].
+const PLANNER_STACK: usize = 32 << 20;
 /// The hidden per-group row count of aggregate-only queries.
 const GROUP_ROWS: &str = "__liutong_group_rows";
 
@@ -186,7 +213,37 @@ impl PolicySession {
     }
 
     /// Parses, checks and rewrites `sql`; nothing runs.
+    ///
+    /// The work runs on a thread of its own with [`PLANNER_STACK`] bytes of
+    /// stack (the caller waits for it): sqlparser and DataFusion's SQL
+    /// planner recurse once per nesting level with large frames (in a debug
+    /// build a FROM subquery level takes about 180 KiB to parse and 110 KiB
+    /// to plan, so a dozen levels overflow a 2 MiB thread long before the
+    /// parser's own limit), and sqlparser drops a refused syntax tree by
+    /// recursion, one level per operator of an `a + a + …` chain. What
+    /// leaves the thread is within [`MAX_NESTING`], [`MAX_EXPR_DEPTH`],
+    /// [`MAX_SUBQUERY_DEPTH`] and [`MAX_RELATIONS`], which keeps the
+    /// optimizer's and executor's recursion on the caller's thread bounded.
     pub async fn plan(&self, sql: &str) -> Result<PolicyPlan, QueryRefusal> {
+        if sql.len() > MAX_SQL {
+            return Err(refuse(
+                "query.too_long",
+                format!("the query is {} bytes; the limit is {MAX_SQL}", sql.len()),
+            ));
+        }
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("liutong-query-planner".into())
+                .stack_size(PLANNER_STACK)
+                .spawn_scoped(scope, || futures::executor::block_on(self.plan_here(sql)))
+                .map_err(|e| refuse("query.internal", format!("no thread to plan the query on: {e}")))?
+                .join()
+                .unwrap_or_else(|_| Err(refuse("query.internal", "planning the query failed")))
+        })
+    }
+
+    /// [`PolicySession::plan`] on the planner's thread.
+    async fn plan_here(&self, sql: &str) -> Result<PolicyPlan, QueryRefusal> {
         let statement = parse_one_select(sql)?;
         let plan = self
             .ctx
@@ -248,14 +305,16 @@ impl PolicySession {
         let terms = &self.terms;
         let mut enforced = Enforced::new();
         let name = TableReference::bare(self.name.as_str());
-        let mut b = LogicalPlanBuilder::scan(name.clone(), provider_as_source(self.table.clone()), None)
-            .map_err(internal)?;
+        let mut b =
+            LogicalPlanBuilder::scan(name.clone(), provider_as_source(self.table.clone()), None).map_err(internal)?;
         if let Some(filter) = &terms.row_filter {
             let schema = b.schema().clone();
-            let expr = self
-                .ctx
-                .parse_sql_expr(filter, &schema)
-                .map_err(|e| refuse("query.bad_terms", format!("the grant's row filter: {}", first_line(&e.to_string()))))?;
+            let expr = self.ctx.parse_sql_expr(filter, &schema).map_err(|e| {
+                refuse(
+                    "query.bad_terms",
+                    format!("the grant's row filter: {}", first_line(&e.to_string())),
+                )
+            })?;
             b = b.filter(expr).map_err(internal)?;
             enforced.push(format!("row filter: {filter}"));
         }
@@ -325,20 +384,23 @@ impl PolicySession {
             };
         }
         let message = first_line(&e.to_string());
+        // Before tables: "table function 'read_csv' not found" names a function.
+        if message.contains("function") && (message.contains("not found") || message.contains("Invalid function")) {
+            return refuse("query.unknown_function", message);
+        }
         if message.contains("table") && message.contains("not found") {
             return refuse(
                 "query.unknown_table",
                 format!("{message}: this query may read only the table {}", self.name),
             );
         }
-        if message.contains("function") && (message.contains("not found") || message.contains("Invalid function")) {
-            return refuse("query.unknown_function", message);
-        }
         refuse("query.invalid", message)
     }
 }
 
-/// One read-only SELECT (or VALUES/WITH … SELECT), nothing else.
+/// One read-only SELECT (or VALUES/WITH … SELECT), nothing else, within
+/// [`MAX_NESTING`], [`MAX_EXPR_DEPTH`], [`MAX_SUBQUERY_DEPTH`] and
+/// [`MAX_RELATIONS`].
 fn parse_one_select(sql: &str) -> Result<DFStatement, QueryRefusal> {
     if sql.len() > MAX_SQL {
         return Err(refuse(
@@ -349,30 +411,49 @@ fn parse_one_select(sql: &str) -> Result<DFStatement, QueryRefusal> {
     if sql.trim().is_empty() {
         return Err(refuse("query.empty", "the query is empty"));
     }
-    let mut statements = DFParserBuilder::new(sql)
-        .with_recursion_limit(MAX_NESTING)
-        .build()
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| {
-            let m = first_line(&e.to_string());
-            if m.to_ascii_lowercase().contains("recursion limit") {
-                refuse("query.too_deep", format!("the query nests deeper than {MAX_NESTING} levels"))
-            } else {
-                refuse("query.syntax", m)
-            }
-        })?;
-    if statements.len() != 1 {
+    let too_deep = || {
+        refuse(
+            "query.too_deep",
+            format!("the query nests deeper than {MAX_NESTING} levels"),
+        )
+    };
+    let mut statements = match parse_statements(sql, MAX_NESTING) {
+        Ok(statements) => statements,
+        Err(e) if is_recursion_limit(&e) => return Err(too_deep()),
+        Err(e) => {
+            // sqlparser backtracks over some constructs (a NOT or CASE
+            // chain) and reports the recursion limit it met inside them as
+            // a syntax error further on; a parse with more room that ends
+            // otherwise shows that depth, not syntax, stopped the first.
+            let message = first_line(&e.to_string());
+            return Err(match parse_statements(sql, 2 * MAX_NESTING) {
+                Err(again) if first_line(&again.to_string()) == message => refuse("query.syntax", message),
+                _ => too_deep(),
+            });
+        }
+    };
+    if statements.is_empty() {
+        return Err(refuse("query.empty", "the query has no statement"));
+    }
+    if statements.len() > 1 {
         return Err(refuse(
             "query.multiple_statements",
             format!("one SELECT statement per query, not {}", statements.len()),
         ));
     }
-    let statement = statements.pop_front().ok_or_else(|| refuse("query.empty", "the query is empty"))?;
+    let statement = statements
+        .pop_front()
+        .ok_or_else(|| refuse("query.empty", "the query is empty"))?;
     match &statement {
-        DFStatement::Statement(s) if matches!(**s, Statement::Query(_)) => Ok(statement),
-        DFStatement::Statement(s) => Err(refuse(
+        DFStatement::Statement(s) if matches!(**s, Statement::Query(_)) => {
+            if let ControlFlow::Break(r) = s.visit(&mut Shape::default()) {
+                return Err(r);
+            }
+            Ok(statement)
+        }
+        DFStatement::Statement(_) => Err(refuse(
             "query.not_select",
-            format!("only a SELECT may run, not {}", statement_kind(s)),
+            format!("only a SELECT may run, not {}", statement_kind(sql)),
         )),
         DFStatement::CopyTo(_) => Err(refuse("query.not_select", "only a SELECT may run, not COPY")),
         DFStatement::CreateExternalTable(_) => Err(refuse(
@@ -384,9 +465,117 @@ fn parse_one_select(sql: &str) -> Result<DFStatement, QueryRefusal> {
     }
 }
 
-fn statement_kind(s: &Statement) -> String {
-    let text = s.to_string();
-    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase()
+fn parse_statements(
+    sql: &str,
+    recursion_limit: usize,
+) -> Result<std::collections::VecDeque<DFStatement>, DataFusionError> {
+    DFParserBuilder::new(sql)
+        .with_recursion_limit(recursion_limit)
+        .build()
+        .and_then(|mut p| p.parse_statements())
+}
+
+fn is_recursion_limit(e: &DataFusionError) -> bool {
+    matches!(e.find_root(), DataFusionError::SQL(p, _) if matches!(**p, ParserError::RecursionLimitExceeded))
+}
+
+/// The statement's first two keywords, from its text (displaying the parsed
+/// statement would recurse as deep as its expressions nest).
+fn statement_kind(sql: &str) -> String {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().unwrap_or_default();
+    let words: Vec<String> = tokens
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.value.to_uppercase()),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    words.join(" ")
+}
+
+/// Checks a parsed query against [`MAX_EXPR_DEPTH`], [`MAX_SUBQUERY_DEPTH`]
+/// and [`MAX_RELATIONS`] before DataFusion plans it. It stops at the first
+/// level too many, so its own recursion stays within the limits.
+#[derive(Default)]
+struct Shape {
+    depth: usize,
+    queries: usize,
+    relations: usize,
+}
+
+impl Shape {
+    fn deeper(&mut self) -> ControlFlow<QueryRefusal> {
+        self.depth += 1;
+        if self.depth > MAX_EXPR_DEPTH {
+            return ControlFlow::Break(refuse(
+                "query.too_deep",
+                format!("the query's expressions nest deeper than {MAX_EXPR_DEPTH} levels (an operator chain counts one level per operator)"),
+            ));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn more_relations(&mut self, n: usize) -> ControlFlow<QueryRefusal> {
+        self.relations += n;
+        if self.relations > MAX_RELATIONS {
+            return ControlFlow::Break(refuse(
+                "query.too_deep",
+                format!("the query holds more than {MAX_RELATIONS} tables, subqueries and set operations"),
+            ));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl Visitor for Shape {
+    type Break = QueryRefusal;
+
+    fn pre_visit_query(&mut self, query: &sql_ast::Query) -> ControlFlow<QueryRefusal> {
+        self.deeper()?;
+        self.queries += 1;
+        // The statement itself is the first query.
+        if self.queries > MAX_SUBQUERY_DEPTH + 1 {
+            return ControlFlow::Break(refuse(
+                "query.too_deep",
+                format!("the query nests subqueries deeper than {MAX_SUBQUERY_DEPTH} levels"),
+            ));
+        }
+        // A chain of UNIONs is as deep as it is long: count it here, without
+        // recursion, before the visit descends into it.
+        let mut operations = 0;
+        let mut pending = vec![query.body.as_ref()];
+        while let Some(body) = pending.pop() {
+            if let SetExpr::SetOperation { left, right, .. } = body {
+                operations += 1;
+                if operations > MAX_RELATIONS {
+                    break;
+                }
+                pending.push(left);
+                pending.push(right);
+            }
+        }
+        self.more_relations(operations)
+    }
+
+    fn post_visit_query(&mut self, _: &sql_ast::Query) -> ControlFlow<QueryRefusal> {
+        self.depth -= 1;
+        self.queries -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, _: &sql_ast::TableFactor) -> ControlFlow<QueryRefusal> {
+        self.more_relations(1)
+    }
+
+    fn pre_visit_expr(&mut self, _: &sql_ast::Expr) -> ControlFlow<QueryRefusal> {
+        self.deeper()
+    }
+
+    fn post_visit_expr(&mut self, _: &sql_ast::Expr) -> ControlFlow<QueryRefusal> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
 }
 
 /// Only relational operators of a read-only query; a `SELECT … INTO` (a
@@ -501,6 +690,16 @@ fn aggregate_only(plan: LogicalPlan, name: &str, k: u32) -> Result<LogicalPlan, 
                 return Ok(Transformed::no(node));
             }
             found = true;
+            // What an aggregate reads must be the table's own values: a
+            // computed argument, a FILTER clause or a computed column below
+            // the aggregation could single out one row of a group
+            // (`max(CASE WHEN id = 7 THEN salary END)`).
+            if let Some(why) = computed_input(&agg.aggr_expr, &agg.input) {
+                return Err(DataFusionError::External(Box::new(refuse(
+                    "query.aggregate_not_allowed",
+                    format!("under an aggregate-only grant, aggregates take columns as they are: {why}"),
+                ))));
+            }
             for e in &agg.aggr_expr {
                 let mut bad = None;
                 e.apply(|e| {
@@ -528,11 +727,21 @@ fn aggregate_only(plan: LogicalPlan, name: &str, k: u32) -> Result<LogicalPlan, 
                 .iter()
                 .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
                 .collect();
+            // A name none of the aggregation's outputs has (the consumer may
+            // call a group column __liutong_group_rows too).
+            let mut hidden = GROUP_ROWS.to_string();
+            while agg.schema.fields().iter().any(|f| f.name() == &hidden) {
+                hidden.push('_');
+            }
             let mut aggr = agg.aggr_expr.clone();
-            aggr.push(datafusion::functions_aggregate::count::count_all().unalias().alias(GROUP_ROWS));
+            aggr.push(
+                datafusion::functions_aggregate::count::count_all()
+                    .unalias()
+                    .alias(&hidden),
+            );
             let suppressed = LogicalPlanBuilder::from(agg.input.as_ref().clone())
                 .aggregate(agg.group_expr.clone(), aggr)?
-                .filter(col(GROUP_ROWS).gt_eq(lit(i64::from(k))))?
+                .filter(Expr::Column(Column::new_unqualified(&hidden)).gt_eq(lit(i64::from(k))))?
                 .project(outputs)?
                 .build()?;
             Ok(Transformed::new(suppressed, true, TreeNodeRecursion::Jump))
@@ -551,6 +760,42 @@ fn aggregate_only(plan: LogicalPlan, name: &str, k: u32) -> Result<LogicalPlan, 
         ));
     }
     Ok(rewritten.data)
+}
+
+/// Why an aggregate-only aggregation computes on rows before it
+/// aggregates, if it does: an aggregate whose argument is not a column or a
+/// literal, one with a FILTER clause, or a projection between the scan and
+/// the aggregation that computes a column instead of passing it on.
+fn computed_input(aggr: &[Expr], input: &LogicalPlan) -> Option<String> {
+    let plain = |e: &Expr| matches!(e.clone().unalias(), Expr::Column(_) | Expr::Literal(..));
+    for e in aggr {
+        let mut why = None;
+        let _ = e.apply(|e| {
+            if let Expr::AggregateFunction(f) = e {
+                if f.params.filter.is_some() {
+                    why = Some(format!("{} has a FILTER clause", f.func.name()));
+                } else if let Some(a) = f.params.args.iter().find(|a| !plain(a)) {
+                    why = Some(format!("{}({a}) computes its argument", f.func.name()));
+                }
+                return Ok(TreeNodeRecursion::Jump);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if why.is_some() {
+            return why;
+        }
+    }
+    let mut why = None;
+    let _ = input.apply(|n| {
+        if let LogicalPlan::Projection(p) = n {
+            if let Some(e) = p.expr.iter().find(|e| !plain(e)) {
+                why = Some(format!("the subquery computes {e}"));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    why
 }
 
 /// Does this plan (not its expressions' subqueries) read the table?
@@ -641,7 +886,10 @@ fn mask_expr(column: Expr, mask: &crate::Mask, ty: &DataType, salt: [u8; 32]) ->
             } else {
                 let w = lit(*width as f64);
                 let c = cast(column, DataType::Float64);
-                cast(datafusion::functions::math::expr_fn::floor(c / w.clone()) * w, ty.clone())
+                cast(
+                    datafusion::functions::math::expr_fn::floor(c / w.clone()) * w,
+                    ty.clone(),
+                )
             }
         }
     };
@@ -649,11 +897,18 @@ fn mask_expr(column: Expr, mask: &crate::Mask, ty: &DataType, salt: [u8; 32]) ->
 }
 
 /// `liutong_mask_hash(value)`: hex(SHA-256(salt ‖ value as text)), null
-/// stays null. The salt lives in the function, never in the plan's text.
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// stays null. The salt lives in the function, never in the plan's text
+/// nor in its debug form (DataFusion's error messages may quote that).
+#[derive(PartialEq, Eq, Hash)]
 struct MaskHash {
     salt: [u8; 32],
     signature: Signature,
+}
+
+impl std::fmt::Debug for MaskHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.debug_struct("MaskHash").finish_non_exhaustive()
+    }
 }
 
 impl MaskHash {
@@ -742,7 +997,11 @@ impl UserDefinedLogicalNodeCore for PolicyBoundary {
         write!(f, "PolicyBoundary")
     }
 
-    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> datafusion::common::Result<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> datafusion::common::Result<Self> {
         let input = inputs
             .pop()
             .ok_or_else(|| DataFusionError::Internal("PolicyBoundary has one input".into()))?;

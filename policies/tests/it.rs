@@ -16,9 +16,15 @@
 //!   <the result, one row per line, values separated by " | ", sorted>
 //! ```
 //!
-//! or `refused: <code>` instead of `plan:`/`rows:`. `terms:` holds only the
-//! query terms (columns, row_filter, masks, min_group_size, row_cap); the
-//! rest are those of a valid query grant.
+//! or `refused: <code>` instead of `plan:`/`rows:`, optionally followed by
+//! `message: <text>`, a part the refusal's message must contain (for
+//! instance that an execution error names only a masked value). A refusal
+//! of `query.failed` is an error while the rewritten plan ran. `terms:`
+//! holds only the query terms (columns, row_filter, masks, min_group_size,
+//! row_cap); the rest are those of a valid query grant.
+//!
+//! Inputs too large or too deep for one line (a 1 MB query, 10,000 nested
+//! parentheses) are built in code by `generated_limits` below.
 
 use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -32,6 +38,17 @@ use std::sync::Arc;
 
 const SALT: [u8; 32] = [7; 32];
 
+/// id, port, consignee, teu, value, arrived, secret.
+type FixtureRow = (
+    i64,
+    &'static str,
+    &'static str,
+    i64,
+    Option<f64>,
+    &'static str,
+    Option<&'static str>,
+);
+
 fn fixture() -> (Arc<Schema>, RecordBatch) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -42,7 +59,7 @@ fn fixture() -> (Arc<Schema>, RecordBatch) {
         Field::new("arrived", DataType::Date32, false),
         Field::new("secret", DataType::Utf8, true),
     ]));
-    let rows: [(i64, &str, &str, i64, Option<f64>, &str, Option<&str>); 12] = [
+    let rows: [FixtureRow; 12] = [
         (1, "Ningbo", "Acme", 10, Some(1000.5), "2026-01-05", Some("s1")),
         (2, "Ningbo", "Acme", 20, Some(2000.0), "2026-01-20", Some("s2")),
         (3, "Ningbo", "Bolt", 30, Some(1500.0), "2026-02-03", Some("s3")),
@@ -109,6 +126,7 @@ struct Case {
     terms: String,
     sql: String,
     refused: Option<String>,
+    message: Option<String>,
     plan: Option<Vec<String>>,
     rows: Option<Vec<String>>,
 }
@@ -130,7 +148,9 @@ fn parse(path: &Path, text: &str) -> Vec<Case> {
         if line.trim_start().starts_with('#') || (line.trim().is_empty() && block.is_none()) {
             continue;
         }
-        let case = cases.last_mut().unwrap_or_else(|| panic!("{}: text before the first case", where_()));
+        let case = cases
+            .last_mut()
+            .unwrap_or_else(|| panic!("{}: text before the first case", where_()));
         if let Some(indented) = line.strip_prefix("  ") {
             match block {
                 Some("plan") => case.plan.get_or_insert_with(Vec::new).push(indented.to_string()),
@@ -158,6 +178,7 @@ fn parse(path: &Path, text: &str) -> Vec<Case> {
                 block = Some("sql");
             }
             "refused" => case.refused = Some(value),
+            "message" => case.message = Some(value),
             "plan" => {
                 case.plan = Some(Vec::new());
                 block = Some("plan");
@@ -197,19 +218,25 @@ struct Outcome {
     rows: Vec<String>,
 }
 
-async fn run(case: &Case) -> Outcome {
+/// The fixture table as `shipments` under `terms` (JSON query terms, or
+/// empty for none).
+fn session(terms: &str, title: &str) -> PolicySession {
     let (schema, batch) = fixture();
-    let terms: QueryTerms = if case.terms.is_empty() {
+    let terms: QueryTerms = if terms.is_empty() {
         QueryTerms::default()
     } else {
-        serde_json::from_str(&case.terms).unwrap_or_else(|e| panic!("case {:?}: terms: {e}", case.title))
+        serde_json::from_str(terms).unwrap_or_else(|e| panic!("case {title:?}: terms: {e}"))
     };
     let terms = terms.terms();
     terms
         .validate(Some(&schema), &["research".to_string()])
-        .unwrap_or_else(|e| panic!("case {:?}: the terms are not valid: {e}", case.title));
+        .unwrap_or_else(|e| panic!("case {title:?}: the terms are not valid: {e}"));
     let table = Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("memtable"));
-    let session = PolicySession::new("shipments", table, &terms, SALT, QueryLimits::default()).expect("session");
+    PolicySession::new("shipments", table, &terms, SALT, QueryLimits::default()).expect("session")
+}
+
+async fn run(case: &Case) -> Outcome {
+    let session = session(&case.terms, &case.title);
     let planned = match session.plan(&case.sql).await {
         Ok(p) => p,
         Err(r) => {
@@ -271,7 +298,15 @@ async fn query_rules_as_a_table() {
             let at = format!("{}:{} {:?}", path.display(), case.line, case.title);
             let got = run(case).await;
             match (&case.refused, &got.refused) {
-                (Some(want), Some((code, _))) if want == code => {}
+                (Some(want), Some((code, message))) if want == code => {
+                    if let Some(part) = &case.message {
+                        if !message.contains(part.as_str()) {
+                            failures.push(format!(
+                                "{at}: refused with {code} ({message}), expected a message with {part:?}"
+                            ))
+                        }
+                    }
+                }
                 (Some(want), Some((code, message))) => {
                     failures.push(format!("{at}: refused with {code} ({message}), expected {want}"))
                 }
@@ -311,7 +346,12 @@ async fn query_rules_as_a_table() {
         }
     }
     assert!(count > 0, "no cases found");
-    assert!(failures.is_empty(), "{} of {count} cases fail:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Replaces (or inserts, before `rows:`) the plan block of the cases at the given lines.
@@ -358,4 +398,254 @@ fn rewrite_plans(text: &str, blessed: &[(usize, Vec<String>)]) -> String {
     let mut s = out.join("\n");
     s.push('\n');
     s
+}
+
+/// The outcome of `sql` under `terms`: the number of rows, or the
+/// refusal's code and message.
+async fn outcome(terms: &str, sql: &str) -> Result<usize, (String, String)> {
+    let session = session(terms, "generated");
+    let planned = session.plan(sql).await.map_err(|r| (r.code.to_string(), r.message))?;
+    let failed = |e: datafusion::error::DataFusionError| ("query.failed".to_string(), e.to_string());
+    let df = session
+        .context()
+        .execute_logical_plan(planned.plan)
+        .await
+        .map_err(failed)?;
+    let batches = df.collect().await.map_err(failed)?;
+    Ok(batches.iter().map(|b| b.num_rows()).sum())
+}
+
+/// Inputs built in code, too long or too deep for a `.case` line: each is
+/// refused with its code or answered, and none crashes the process (a
+/// stack overflow aborts the whole test binary, so it cannot pass
+/// quietly). The test runs on a runtime thread's ordinary 2 MiB stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_limits() {
+    let rep = |s: &str, n: usize| s.repeat(n);
+    let chain = |term: &str, op: &str, n: usize| vec![term; n].join(op);
+    let from_nest = |n: usize| {
+        (0..n).fold("SELECT id FROM shipments".to_string(), |q, i| {
+            format!("SELECT * FROM ({q}) t{i}")
+        })
+    };
+    let joins = |n: usize| {
+        let more: String = (1..n)
+            .map(|i| format!(" JOIN shipments t{i} ON t{i}.id = t0.id"))
+            .collect();
+        format!("SELECT count(*) FROM shipments t0{more}")
+    };
+    let max_sql = liutong_policies::query::MAX_SQL;
+    // Every term at once, so the deep inputs also pass the rewrite.
+    let strict = r#"{"row_filter": "teu > 10", "masks": [{"column": "teu", "mask": {"kind": "generalize", "width": 10}}, {"column": "port", "mask": {"kind": "truncate", "keep": 2}}], "row_cap": 100}"#;
+    let cases: Vec<(&str, &str, String, Result<usize, &str>)> = vec![
+        (
+            "1 MB",
+            "",
+            format!("SELECT 1 {}", rep(" ", 1 << 20)),
+            Err("query.too_long"),
+        ),
+        (
+            "one byte over the limit",
+            "",
+            format!("SELECT 1{}", rep(" ", max_sql - 7)),
+            Err("query.too_long"),
+        ),
+        (
+            "exactly at the limit",
+            "",
+            format!("SELECT 1{}", rep(" ", max_sql - 8)),
+            Ok(1),
+        ),
+        (
+            "10,000 nested parentheses",
+            "",
+            format!("SELECT {}1{}", rep("(", 10_000), rep(")", 10_000)),
+            Err("query.too_deep"),
+        ),
+        (
+            "200 nested parentheses",
+            "",
+            format!("SELECT {}1{}", rep("(", 200), rep(")", 200)),
+            Err("query.too_deep"),
+        ),
+        (
+            "200 nested function calls",
+            "",
+            format!("SELECT {}1{}", rep("abs(", 200), rep(")", 200)),
+            Err("query.too_deep"),
+        ),
+        (
+            "200 nested CASEs",
+            "",
+            format!("SELECT {}1{}", rep("CASE WHEN true THEN ", 200), rep(" END", 200)),
+            Err("query.too_deep"),
+        ),
+        (
+            "200 nested arrays",
+            "",
+            format!("SELECT {}1{}", rep("[", 200), rep("]", 200)),
+            Err("query.too_deep"),
+        ),
+        (
+            "1000 NOTs",
+            "",
+            format!("SELECT {}true", rep("NOT ", 1000)),
+            Err("query.too_deep"),
+        ),
+        (
+            "1000 unary minuses",
+            "",
+            format!("SELECT {}1", rep("- ", 1000)),
+            Err("query.too_deep"),
+        ),
+        (
+            "3000-term a + a + …",
+            "",
+            format!("SELECT {} FROM shipments", chain("teu", " + ", 3000)),
+            Err("query.too_deep"),
+        ),
+        (
+            "3000-term AND",
+            "",
+            format!("SELECT id FROM shipments WHERE {}", chain("teu > 0", " AND ", 3000)),
+            Err("query.too_deep"),
+        ),
+        (
+            "3000 casts",
+            "",
+            format!("SELECT teu{} FROM shipments", rep("::bigint", 3000)),
+            Err("query.too_deep"),
+        ),
+        (
+            "30,000-term 1+1+… (the deepest 64 KiB allows)",
+            "",
+            format!("SELECT {}", chain("1", "+", 30_000)),
+            Err("query.too_deep"),
+        ),
+        (
+            "an INSERT of a 30,000-term chain",
+            "",
+            format!("INSERT INTO shipments SELECT {}", chain("1", "+", 30_000)),
+            Err("query.not_select"),
+        ),
+        (
+            "a 120-term chain",
+            strict,
+            format!("SELECT {} FROM shipments", chain("teu", " + ", 120)),
+            Ok(11),
+        ),
+        (
+            "a 120-term OR",
+            strict,
+            format!("SELECT id FROM shipments WHERE {}", chain("teu = 5", " OR ", 120)),
+            Ok(0),
+        ),
+        ("8 nested FROM subqueries", strict, from_nest(8), Ok(11)),
+        ("9 nested FROM subqueries", strict, from_nest(9), Err("query.too_deep")),
+        (
+            "40 nested FROM subqueries",
+            strict,
+            from_nest(40),
+            Err("query.too_deep"),
+        ),
+        (
+            "8 nested EXISTS",
+            strict,
+            format!(
+                "SELECT id FROM shipments WHERE {}true{}",
+                rep("EXISTS (SELECT 1 FROM shipments WHERE ", 8),
+                rep(")", 8)
+            ),
+            Ok(11),
+        ),
+        (
+            "8 nested EXISTS around a 110-term chain",
+            strict,
+            format!(
+                "SELECT id FROM shipments WHERE {}{} > 0{}",
+                rep("EXISTS (SELECT 1 FROM shipments WHERE ", 8),
+                chain("teu", " + ", 110),
+                rep(")", 8)
+            ),
+            Ok(11),
+        ),
+        (
+            "20 nested scalar subqueries",
+            strict,
+            format!("SELECT {}1{}", rep("(SELECT ", 20), rep(")", 20)),
+            Err("query.too_deep"),
+        ),
+        (
+            "a 60-CTE chain",
+            strict,
+            format!(
+                "WITH c0 AS (SELECT * FROM shipments){} SELECT * FROM c59",
+                (1..60)
+                    .map(|i| format!(", c{i} AS (SELECT * FROM c{})", i - 1))
+                    .collect::<String>()
+            ),
+            Ok(11),
+        ),
+        ("64 joined tables", strict, joins(64), Ok(1)),
+        ("65 joined tables", strict, joins(65), Err("query.too_deep")),
+        (
+            "a 2000-SELECT UNION",
+            "",
+            format!("{} SELECT 1", rep("SELECT 1 UNION ALL ", 1999)),
+            Err("query.too_deep"),
+        ),
+        (
+            "a 10,000-value IN list",
+            strict,
+            format!(
+                "SELECT id FROM shipments WHERE id IN ({})",
+                (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+            ),
+            Ok(11),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, terms, sql, want) in &cases {
+        let got = outcome(terms, sql).await;
+        let matches = match (&got, want) {
+            (Ok(rows), Ok(n)) => rows == n,
+            (Err((code, _)), Err(c)) => code == c,
+            _ => false,
+        };
+        if !matches {
+            failures.push(format!("{name} ({} bytes): expected {want:?}, got {got:?}", sql.len()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// The hash mask's salt is in no form of the plan: not its display (the
+/// `plan:` blocks), not its debug form, which DataFusion's error messages
+/// may quote to the consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_salt_stays_out_of_the_plan() {
+    let session = session(
+        r#"{"masks": [{"column": "consignee", "mask": {"kind": "hash"}}]}"#,
+        "salt",
+    );
+    let planned = session.plan("SELECT consignee FROM shipments").await.expect("planned");
+    let salt_debug = format!("{:?}", SALT.to_vec());
+    let salt_hex = hex::encode(SALT);
+    let forms = [
+        ("liutong_mask_hash", format!("{}", planned.plan.display_indent())),
+        ("MaskHash", format!("{:?}", planned.plan)),
+    ];
+    for (mask, text) in forms {
+        assert!(text.contains(mask), "the mask is in the plan: {text}");
+        assert!(
+            !text.contains(&salt_debug) && !text.contains(&salt_hex),
+            "the salt is in the plan: {text}"
+        );
+    }
 }
