@@ -117,8 +117,18 @@ pub fn status_for(code: &str) -> StatusCode {
         }
         "delivery.replayed" | "delivery.closed" | "delivery.resume_limit" | "receipt.late" => StatusCode::CONFLICT,
         "delivery.not_holder" | "receipt.wrong_signer" => StatusCode::FORBIDDEN,
-        "delivery.malformed" | "receipt.malformed" | "delivery.stale" | "delivery.bad_range" => StatusCode::BAD_REQUEST,
-        "delivery.source_missing" | "delivery.source_changed" => StatusCode::SERVICE_UNAVAILABLE,
+        "delivery.malformed"
+        | "receipt.malformed"
+        | "delivery.stale"
+        | "delivery.bad_range"
+        | "delivery.wrong_action"
+        | "query.malformed"
+        | "query.bad_request"
+        | "query.digest_mismatch" => StatusCode::BAD_REQUEST,
+        "delivery.source_missing" | "delivery.source_changed" | "query.source_unavailable" => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        "query.timeout" => StatusCode::GATEWAY_TIMEOUT,
         "party.unknown_signer"
         | "party.pending"
         | "party.rejected"

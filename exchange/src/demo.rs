@@ -519,7 +519,12 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
     // 4f. Compute-to-data under the query grant.
     let table = "\"yangshan-shipments-2026q3\"";
     let query = |sql: String| {
-        let (home, dataset, grant, node) = (cons_home.clone(), dataset_id.clone(), first_id.clone(), cons.url().to_string());
+        let (home, dataset, grant, node) = (
+            cons_home.clone(),
+            dataset_id.clone(),
+            first_id.clone(),
+            cons.url().to_string(),
+        );
         async move {
             cli::run(op_cli(
                 &home,
@@ -532,7 +537,8 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         "SELECT port_of_discharge, count(*) AS containers, sum(teu) AS teu FROM {table} GROUP BY port_of_discharge ORDER BY teu DESC"
     );
     let aggregate = query(aggregate_sql.clone()).await?;
-    let rows_sql = format!("SELECT container, port_of_discharge, teu FROM {table} ORDER BY teu DESC, port_of_discharge");
+    let rows_sql =
+        format!("SELECT container, port_of_discharge, teu FROM {table} ORDER BY teu DESC, port_of_discharge");
     let masked = query(rows_sql.clone()).await?;
     let forbidden_sql = format!("SELECT port_of_loading, count(*) FROM {table} GROUP BY port_of_loading");
     let forbidden = query(forbidden_sql.clone()).await.err();

@@ -332,6 +332,7 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/policies/odrl",
         "/v1/deliveries",
         "/v1/deliveries/receipts",
+        "/v1/queries",
         "/v1/access-log",
         "/v1/access-log/{request}",
         "/v1/openapi.json",

@@ -422,7 +422,10 @@ async fn runaway_queries_hit_the_nodes_time_and_memory_limits() {
     let dataset = w.register("shipments", &[files[0].1.to_str().expect("utf-8")]);
     let grant = w.grant(&dataset, 1, serde_json::json!({})).await;
     // 8^10 rows of cross join: far more than 2 seconds.
-    let many = (0..10).map(|i| format!("shipments s{i}")).collect::<Vec<_>>().join(", ");
+    let many = (0..10)
+        .map(|i| format!("shipments s{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let (ok, j) = w.query(&dataset, &grant, &format!("SELECT count(*) FROM {many}"), &[]);
     assert!(!ok, "{j}");
     assert_eq!(j["error"]["code"], "query.timeout", "{j}");
@@ -436,13 +439,82 @@ async fn runaway_queries_hit_the_nodes_time_and_memory_limits() {
         &[],
     );
     assert!(!ok, "{j}");
-    assert!(
-        j["error"]["code"] == "query.memory_limit",
-        "{j}"
-    );
+    assert!(j["error"]["code"] == "query.memory_limit", "{j}");
     assert_eq!(w.uses(&grant).await, 0, "a query that did not finish costs no use");
     // The node still answers.
     let (ok, j) = w.query(&dataset, &grant, "SELECT count(*) AS n FROM shipments", &[]);
     assert!(ok, "{j}");
     assert_eq!(rows(&j), vec![serde_json::json!({"n": 8})], "{j}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_query_calls_get_codes() {
+    use liutong_exchange::delivery::{DeliveryRequest, SignedRequest};
+    use liutong_exchange::query::{query_digest, QueryCall};
+    let w = world().await;
+    let files = write_files(&w.dir);
+    let dataset = w.register("shipments", &[files[0].1.to_str().expect("utf-8")]);
+    let grant = w.grant(&dataset, 1, serde_json::json!({})).await;
+    let post = |path: &'static str, body: Vec<u8>| {
+        let url = format!("{}{path}", w.provider_url);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .expect("answers");
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.expect("JSON"))
+        }
+    };
+    let (s, j) = post("/v1/queries", b"junk".to_vec()).await;
+    assert_eq!((s, j["code"].as_str()), (400, Some("query.malformed")), "{j}");
+    let (s, j) = post("/v1/queries", vec![b'x'; 1 << 20]).await;
+    assert_eq!((s, j["code"].as_str()), (413, Some("request.too_large")), "{j}");
+    let consumer = w.consumer.identity().expect("id");
+    let sql = "SELECT count(*) FROM shipments";
+    let request = |nonce: u64, action, query| DeliveryRequest {
+        chain_id: w.net.chain.clone(),
+        grant: grant.parse().expect("id"),
+        dataset: dataset.parse().expect("id"),
+        version: 1,
+        action,
+        nonce,
+        timestamp: now_ms(),
+        from_chunk: 0,
+        resumes: None,
+        query,
+    };
+    let call = |r: DeliveryRequest, sql: &str| {
+        QueryCall {
+            request: SignedRequest::sign(r, &consumer.signing),
+            sql: sql.to_string(),
+        }
+        .to_bytes()
+    };
+    // The SQL sent is not the one signed for.
+    let r = request(1, liutong_policies::Action::Query, Some(query_digest(sql)));
+    let (s, j) = post("/v1/queries", call(r, "SELECT 1")).await;
+    assert_eq!((s, j["code"].as_str()), (400, Some("query.digest_mismatch")), "{j}");
+    // A download request on the query route, and a query request on the delivery route.
+    let r = request(2, liutong_policies::Action::Download, None);
+    let (s, j) = post("/v1/queries", call(r, sql)).await;
+    assert_eq!((s, j["code"].as_str()), (400, Some("query.bad_request")), "{j}");
+    let r = request(3, liutong_policies::Action::Query, Some(query_digest(sql)));
+    let (s, j) = post("/v1/deliveries", SignedRequest::sign(r, &consumer.signing).to_bytes()).await;
+    assert_eq!((s, j["code"].as_str()), (400, Some("delivery.wrong_action")), "{j}");
+    // A forged signature.
+    let mut forged = SignedRequest::sign(
+        request(4, liutong_policies::Action::Query, Some(query_digest(sql))),
+        &consumer.signing,
+    );
+    forged.request.nonce = 5;
+    let body = QueryCall {
+        request: forged,
+        sql: sql.to_string(),
+    }
+    .to_bytes();
+    let (s, j) = post("/v1/queries", body).await;
+    assert_eq!((s, j["code"].as_str()), (401, Some("delivery.bad_signature")), "{j}");
+    assert_eq!(w.uses(&grant).await, 0, "nothing here counted a use");
 }
