@@ -684,6 +684,8 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
 
     // 7. Consistency: the log only grows.
     let head = op.status().await?.height;
+    // The provider's node answers from its own copy: let it catch up first.
+    wait_for_height(&nodes, head).await;
     let c = prov.consistency_proof(1, head).await?;
     let from = liutong_ledger::SignedHeader::try_from(&c.from)?;
     let to = liutong_ledger::SignedHeader::try_from(&c.to)?;
