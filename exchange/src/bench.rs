@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Catalog(CatalogBench),
     /// Encrypted, verified delivery between two processes against an HTTPS download and a raw TCP copy.
     Delivery(crate::bench_delivery::DeliveryBench),
+    /// TPC-H Q1 and Q6 through the query service (permissive and restrictive grants) against plain DataFusion.
+    Query(crate::bench_query::QueryBench),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -107,6 +109,7 @@ pub async fn run(cmd: BenchCommand) -> Result<Output> {
             catalog(b).await
         }
         BenchCommand::Delivery(b) => Box::pin(crate::bench_delivery::run(b)).await,
+        BenchCommand::Query(b) => Box::pin(crate::bench_query::run(b)).await,
     }
 }
 

@@ -89,13 +89,13 @@ fn mib_s(bytes: u64, secs: f64) -> f64 {
 }
 
 /// The median of a few timings (the upper middle one of an even count).
-fn median(xs: &[f64]) -> f64 {
+pub(crate) fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -119,6 +119,24 @@ fn make_file(path: &Path, size: u64) -> Result<()> {
     w.flush().map_err(|e| err(e.to_string()))
 }
 
+/// A temporary directory for a benchmark's files, removed when dropped:
+/// under `dir`, else /dev/shm when there is one (memory, not a disk), else
+/// the temp dir.
+pub(crate) fn scratch_dir(dir: Option<&Path>, prefix: &str) -> Result<tempfile::TempDir> {
+    let base = dir.map(Path::to_path_buf).unwrap_or_else(|| {
+        let shm = PathBuf::from("/dev/shm");
+        if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        }
+    });
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .map_err(|e| err(format!("{}: {e}", base.display())))
+}
+
 pub async fn run(b: DeliveryBench) -> Result<Output> {
     let texts = match (&b.size, b.quick) {
         (Some(s), _) => vec![s.clone()],
@@ -127,18 +145,7 @@ pub async fn run(b: DeliveryBench) -> Result<Output> {
     };
     let repeat = if b.quick { 1 } else { b.repeat };
     let sizes = texts.iter().map(|t| parse_size(t)).collect::<Result<Vec<_>>>()?;
-    let base = b.dir.clone().unwrap_or_else(|| {
-        let shm = PathBuf::from("/dev/shm");
-        if shm.is_dir() {
-            shm
-        } else {
-            std::env::temp_dir()
-        }
-    });
-    let dir = tempfile::Builder::new()
-        .prefix("liutong-bench-delivery-")
-        .tempdir_in(&base)
-        .map_err(|e| err(format!("{}: {e}", base.display())))?;
+    let dir = scratch_dir(b.dir.as_deref(), "liutong-bench-delivery-")?;
     eprintln!("bench delivery: setting up an orderer, the provider's node process and a consumer …");
     let (_op_home, orderer, client) = crate::bench::bench_node(dir.path(), "bench-delivery").await?;
     let chain = orderer.genesis.chain_id.clone();
@@ -271,7 +278,7 @@ pub async fn run(b: DeliveryBench) -> Result<Output> {
             json!(std::thread::available_parallelism().map_or(1, |n| n.get())),
         );
         m.insert("goal".into(), json!({ "ratio": 0.7, "peak_rss_mib": 64 }));
-        m.insert("dir".into(), json!(base));
+        m.insert("dir".into(), json!(dir.path().parent()));
         m.insert("runs".into(), json!(runs));
     }
     let text = runs
@@ -288,7 +295,8 @@ pub async fn run(b: DeliveryBench) -> Result<Output> {
     Ok(Output::ok(text, summary))
 }
 
-async fn admit(
+/// Registers `who` as party `code` with `role` and has the operator approve it.
+pub(crate) async fn admit(
     client: &Client,
     chain: &str,
     operator: &Identity,
@@ -318,13 +326,15 @@ async fn admit(
     Ok(())
 }
 
+/// `liutong --home HOME ARGS…`, parsed as the binary parses it.
+pub(crate) fn cli_in(home: &Home, args: &[&str]) -> Result<cli::Cli> {
+    let mut all = vec!["liutong".to_string(), "--home".into(), home.dir().display().to_string()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    <cli::Cli as clap::Parser>::try_parse_from(all).map_err(|e| err(e.to_string()))
+}
+
 /// Registers `file`, offers it for download and has the consumer's grant issued.
 async fn list_and_grant(prov: &Home, cons: &Home, url: &str, file: &Path, n: usize) -> Result<(String, String)> {
-    let cli_in = |home: &Home, args: &[&str]| {
-        let mut all = vec!["liutong".to_string(), "--home".into(), home.dir().display().to_string()];
-        all.extend(args.iter().map(|s| s.to_string()));
-        <cli::Cli as clap::Parser>::try_parse_from(all).map_err(|e| err(e.to_string()))
-    };
     let path = file.display().to_string();
     let name = format!("bench-file-{n}");
     let listed = cli::run(cli_in(
@@ -391,7 +401,8 @@ async fn list_and_grant(prov: &Home, cons: &Home, url: &str, file: &Path, n: usi
     Ok((dataset, grant))
 }
 
-async fn wait_sync(url: &str, height: u64) -> Result<()> {
+/// Waits until the node at `url` has the orderer's blocks up to `height`.
+pub(crate) async fn wait_sync(url: &str, height: u64) -> Result<()> {
     let c = Client::new(url)?;
     for _ in 0..400 {
         if c.status().await.map(|s| s.height >= height).unwrap_or(false) {

@@ -12,6 +12,7 @@ pub mod access;
 pub mod api;
 pub mod bench;
 pub mod bench_delivery;
+pub mod bench_query;
 pub mod cli;
 pub mod client;
 pub mod dataset_cli;
