@@ -153,6 +153,20 @@ impl Input {
         about
     }
 
+    /// After the registration committed: lists the source in the home
+    /// (with its PostgreSQL table, if any) and keeps its chunk hash list.
+    fn keep(&self, home: &Home, record: &DatasetRecord, hashes: &[liutong_core::Digest]) -> Result<PathBuf> {
+        let kept = home.record_source_with(
+            &record.id,
+            record.version,
+            &self.file,
+            &record.description.commitment,
+            self.postgres.clone(),
+        )?;
+        crate::serve::keep_hash_list(home, &record.id, record.version, &kept, hashes)?;
+        Ok(kept)
+    }
+
     /// What the descriptor says of a PostgreSQL table's commitment.
     fn note(&self) -> Option<String> {
         self.postgres.as_ref().map(|pg| {
@@ -210,14 +224,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             )
             .await?;
             let record: DatasetRecord = record_of(&r)?;
-            let kept = home.record_source_with(
-                &record.id,
-                record.version,
-                &file,
-                &record.description.commitment,
-                input.postgres.clone(),
-            )?;
-            crate::serve::keep_hash_list(home, &record.id, record.version, &kept, &hashes)?;
+            let kept = input.keep(home, &record, &hashes)?;
             Ok(Output::ok(
                 format!(
                     "{}\n{}\n  file kept at {} (listed in {} for delivery; it never goes on the ledger)",
@@ -275,14 +282,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
             )
             .await?;
             let record: DatasetRecord = record_of(&r)?;
-            let kept = home.record_source_with(
-                &record.id,
-                record.version,
-                &file,
-                &record.description.commitment,
-                input.postgres.clone(),
-            )?;
-            crate::serve::keep_hash_list(home, &record.id, record.version, &kept, &hashes)?;
+            let kept = input.keep(home, &record, &hashes)?;
             Ok(Output::ok(
                 format!(
                     "{}\n{}\n  file kept at {}",

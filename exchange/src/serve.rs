@@ -767,6 +767,32 @@ fn parse_cache(bytes: &[u8], stamp: u64, size: u64) -> Option<Vec<Digest>> {
     )
 }
 
+/// The sending and receiving ends of a sealed stream.
+pub type FrameSender = tokio::sync::mpsc::Sender<std::io::Result<Bytes>>;
+pub type Frames = tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>;
+
+/// Runs `send` on a blocking thread, at most [`IN_FLIGHT`] frames ahead of
+/// the connection; an error ends the stream with it (the consumer sees a
+/// cut stream, the node logs why).
+fn spawn_stream(what: &'static str, send: impl FnOnce(&FrameSender) -> Result<()> + Send + 'static) -> Frames {
+    let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = send(&tx) {
+            tracing::warn!(error = %e, "{what} stream ended early");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    rx
+}
+
+/// The stream's first bytes: the magic and the signed header.
+fn send_head(tx: &FrameSender, header: &SignedHeader) -> Result<()> {
+    let mut head = STREAM_MAGIC.to_vec();
+    head.extend(encode_canonical(header));
+    tx.blocking_send(Ok(Bytes::from(head)))
+        .map_err(|_| Error::Io("the consumer went away".into()))
+}
+
 /// A stream being served; when it goes (sent, failed or never started),
 /// the delivery is marked idle with what was served.
 struct Active {
@@ -796,23 +822,14 @@ impl Delivery {
     /// The stream: the magic and the signed header, then sealed frames,
     /// produced on a blocking thread a few frames ahead of the connection.
     /// A consumer that goes away stops the reader.
-    pub fn into_stream(mut self) -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = self.send_frames(&tx) {
-                tracing::warn!(delivery = %self.active.delivery, error = %e, "delivery stream ended early");
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-            }
-        });
-        rx
+    pub fn into_stream(mut self) -> Frames {
+        spawn_stream("delivery", move |tx| self.send_frames(tx))
     }
 
     /// Sends every frame, recording progress as it goes.
-    fn send_frames(&mut self, tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) -> Result<()> {
+    fn send_frames(&mut self, tx: &FrameSender) -> Result<()> {
         let gone = || Error::Io("the consumer went away".into());
-        let mut head = STREAM_MAGIC.to_vec();
-        head.extend(encode_canonical(&self.header));
-        tx.blocking_send(Ok(Bytes::from(head))).map_err(|_| gone())?;
+        send_head(tx, &self.header)?;
         let chunks = self.commitment.chunks();
         let cs = u64::from(self.commitment.chunk_size);
         let size = self.commitment.size;

@@ -11,7 +11,7 @@
 use super::{Active, Checked, Pending, Provider};
 use crate::access::QueryServed;
 use crate::api::AppState;
-use crate::delivery::{frame, DeliveryHeader, Refusal, SignedHeader, STREAM_MAGIC};
+use crate::delivery::{frame, DeliveryHeader, Refusal, SignedHeader};
 use crate::query::{query_digest, QueryCall, ResultHeader, QUERY_CHUNK};
 use crate::{Error, Result};
 use axum::body::Bytes;
@@ -271,22 +271,13 @@ impl QueryResult {
     /// The stream: the magic and the signed header, frame 0 (the result's
     /// digest, rows and what was enforced), then the result in sealed
     /// chunks, the last sealed as last.
-    pub fn into_stream(mut self) -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = self.send_frames(&tx) {
-                tracing::warn!(delivery = %self.active.delivery, error = %e, "query result stream ended early");
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-            }
-        });
-        rx
+    pub fn into_stream(mut self) -> super::Frames {
+        super::spawn_stream("query result", move |tx| self.send_frames(tx))
     }
 
-    fn send_frames(&mut self, tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) -> Result<()> {
+    fn send_frames(&mut self, tx: &super::FrameSender) -> Result<()> {
         let gone = || Error::Io("the consumer went away".into());
-        let mut head = STREAM_MAGIC.to_vec();
-        head.extend(encode_canonical(&self.header));
-        tx.blocking_send(Ok(Bytes::from(head))).map_err(|_| gone())?;
+        super::send_head(tx, &self.header)?;
         let chunks: Vec<&[u8]> = self.ipc.chunks(QUERY_CHUNK as usize).collect();
         let info = encode_canonical(&self.info);
         tx.blocking_send(Ok(Bytes::from(frame(&self.sealer.seal(
