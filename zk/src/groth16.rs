@@ -1,0 +1,287 @@
+//! Groth16 over BN254 for the use circuit: setup, proving with the
+//! constraint matrices built once, single and batch verification, and the
+//! byte forms of keys and proofs.
+
+use crate::circuit::{Statement, UseCircuit, UseWitness, PUBLIC_INPUTS};
+use crate::{Bn254, Error, Fr, Result};
+use ark_bn254::{G1Affine, G1Projective, G2Affine};
+use ark_ec::pairing::Pairing;
+use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
+use ark_ff::{PrimeField, UniformRand, Zero};
+use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey};
+use ark_relations::r1cs::{
+    ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
+};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use rand::{CryptoRng, RngCore};
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+pub use ark_groth16::VerifyingKey as ArkVerifyingKey;
+pub type VerifyingKey = ArkVerifyingKey<Bn254>;
+
+/// Bytes of a compressed proof (A in G1, B in G2, C in G1).
+pub const PROOF_BYTES: usize = 128;
+
+fn synthesis(e: ark_relations::r1cs::SynthesisError) -> Error {
+    Error::Synthesis(e.to_string())
+}
+
+/// Circuit-specific setup with randomness from `rng` (the OS generator in
+/// `liutong init`). The trapdoor lives only inside this call and is dropped
+/// with its stack frame: whoever runs it once could forge proofs had they
+/// kept it, which is the trust a single-party setup asks for.
+pub fn setup<R: RngCore + CryptoRng>(rng: &mut R) -> Result<ProvingKey<Bn254>> {
+    Groth16::<Bn254>::generate_random_parameters_with_reduction(UseCircuit::blank(), rng).map_err(synthesis)
+}
+
+/// The circuit's R1CS, built once.
+pub struct Shape {
+    pub matrices: ConstraintMatrices<Fr>,
+    pub num_instance: usize,
+    pub num_constraints: usize,
+}
+
+impl Shape {
+    pub fn of<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<Shape> {
+        let cs = ConstraintSystem::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Setup);
+        circuit.generate_constraints(cs.clone()).map_err(synthesis)?;
+        cs.finalize();
+        let matrices = cs
+            .to_matrices()
+            .ok_or_else(|| Error::Synthesis("no constraint matrices".into()))?;
+        Ok(Shape {
+            num_instance: matrices.num_instance_variables,
+            num_constraints: matrices.num_constraints,
+            matrices,
+        })
+    }
+}
+
+/// Constraints of the use circuit.
+pub fn constraint_count() -> Result<usize> {
+    Ok(Shape::of(UseCircuit::blank())?.num_constraints)
+}
+
+/// A prover: the proving key and the circuit's matrices, kept between proofs,
+/// so a proof only computes the witness (no constraint synthesis, no
+/// linear-combination inlining) before the FFTs and multi-scalar multiplications.
+pub struct Prover {
+    pk: ProvingKey<Bn254>,
+    shape: Shape,
+}
+
+impl Prover {
+    pub fn new(pk: ProvingKey<Bn254>) -> Result<Prover> {
+        Ok(Prover {
+            pk,
+            shape: Shape::of(UseCircuit::blank())?,
+        })
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.pk.vk
+    }
+
+    /// A proof of `statement` with `witness`, checked natively first so a
+    /// use that cannot be proven gets its reason.
+    pub fn prove<R: RngCore + CryptoRng>(&self, statement: &Statement, witness: &UseWitness, rng: &mut R) -> Result<UseProof> {
+        witness.check(statement)?;
+        let cs = ConstraintSystem::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Prove {
+            construct_matrices: false,
+        });
+        UseCircuit {
+            statement: statement.clone(),
+            witness: witness.clone(),
+        }
+        .generate_constraints(cs.clone())
+        .map_err(synthesis)?;
+        let cs = cs
+            .into_inner()
+            .ok_or_else(|| Error::Synthesis("the constraint system is still shared".into()))?;
+        let full: Vec<Fr> = [cs.instance_assignment.as_slice(), cs.witness_assignment.as_slice()].concat();
+        let (r, s) = (Fr::rand(rng), Fr::rand(rng));
+        let proof = Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
+            &self.pk,
+            r,
+            s,
+            &self.shape.matrices,
+            self.shape.num_instance,
+            self.shape.num_constraints,
+            &full,
+        )
+        .map_err(synthesis)?;
+        Ok(UseProof(proof))
+    }
+}
+
+/// A Groth16 proof.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UseProof(pub ark_groth16::Proof<Bn254>);
+
+impl UseProof {
+    /// Compressed: 32 bytes A, 64 bytes B, 32 bytes C (arkworks' encoding).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PROOF_BYTES);
+        self.0
+            .serialize_compressed(&mut out)
+            .expect("serializing into a Vec cannot fail");
+        out
+    }
+
+    /// Decodes, refusing anything but the exact encoding of points on the
+    /// curve and in the prime-order subgroups.
+    pub fn from_bytes(bytes: &[u8]) -> Result<UseProof> {
+        if bytes.len() != PROOF_BYTES {
+            return Err(Error::MalformedProof(format!(
+                "a proof is {PROOF_BYTES} bytes, this one {}",
+                bytes.len()
+            )));
+        }
+        let proof = ark_groth16::Proof::<Bn254>::deserialize_compressed(bytes)
+            .map_err(|e| Error::MalformedProof(e.to_string()))?;
+        if proof.a.is_zero() || proof.b.is_zero() || proof.c.is_zero() {
+            return Err(Error::MalformedProof("a proof point is the identity".into()));
+        }
+        Ok(UseProof(proof))
+    }
+}
+
+/// The verifying key's bytes (compressed), as its digest is taken.
+pub fn vk_bytes(vk: &VerifyingKey) -> Vec<u8> {
+    let mut out = Vec::new();
+    vk.serialize_compressed(&mut out)
+        .expect("serializing into a Vec cannot fail");
+    out
+}
+
+/// SHA-256 of the compressed verifying key: what the genesis records.
+pub fn vk_digest(vk: &VerifyingKey) -> [u8; 32] {
+    Sha256::digest(vk_bytes(vk)).into()
+}
+
+pub fn vk_from_bytes(bytes: &[u8]) -> Result<VerifyingKey> {
+    let vk = VerifyingKey::deserialize_compressed(bytes).map_err(|e| Error::MalformedKey(e.to_string()))?;
+    if vk.gamma_abc_g1.len() != PUBLIC_INPUTS + 1 {
+        return Err(Error::MalformedKey(format!(
+            "the key is for {} public inputs, the use circuit has {PUBLIC_INPUTS}",
+            vk.gamma_abc_g1.len().saturating_sub(1)
+        )));
+    }
+    Ok(vk)
+}
+
+/// The proving key's bytes (uncompressed, which loads fast).
+pub fn pk_bytes(pk: &ProvingKey<Bn254>) -> Vec<u8> {
+    let mut out = Vec::new();
+    pk.serialize_uncompressed(&mut out)
+        .expect("serializing into a Vec cannot fail");
+    out
+}
+
+/// Reads a proving key. Its points are checked to be on the curve but not
+/// for subgroup membership (that would take seconds); a key whose embedded
+/// verifying key does not match the chain's is refused by the caller.
+pub fn pk_from_bytes(bytes: &[u8]) -> Result<ProvingKey<Bn254>> {
+    let pk = ProvingKey::<Bn254>::deserialize_uncompressed_unchecked(bytes)
+        .map_err(|e| Error::MalformedKey(e.to_string()))?;
+    let on_curve = pk.a_query.iter().chain(&pk.b_g1_query).chain(&pk.h_query).chain(&pk.l_query).all(|p| p.is_on_curve())
+        && pk.b_g2_query.iter().all(|p| p.is_on_curve());
+    if !on_curve {
+        return Err(Error::MalformedKey("a proving-key point is not on the curve".into()));
+    }
+    Ok(pk)
+}
+
+/// A verifier: the prepared verifying key (e(α, β) and the negated G2
+/// points precomputed once).
+pub struct Verifier {
+    pvk: PreparedVerifyingKey<Bn254>,
+}
+
+impl Verifier {
+    pub fn new(vk: &VerifyingKey) -> Verifier {
+        Verifier {
+            pvk: ark_groth16::prepare_verifying_key(vk),
+        }
+    }
+
+    pub fn vk(&self) -> &VerifyingKey {
+        &self.pvk.vk
+    }
+
+    /// Σ inputs·IC as one multi-scalar multiplication.
+    fn prepare_inputs(&self, inputs: &[Fr]) -> G1Projective {
+        let ic = &self.pvk.vk.gamma_abc_g1;
+        self.pvk.vk.gamma_abc_g1[0].into_group() + G1Projective::msm_unchecked(&ic[1..], inputs)
+    }
+
+    pub fn verify(&self, statement: &Statement, proof: &UseProof) -> Result<()> {
+        let prepared = self.prepare_inputs(&statement.inputs());
+        let ok = Groth16::<Bn254>::verify_proof_with_prepared_inputs(&self.pvk, &proof.0, &prepared)
+            .map_err(|_| Error::InvalidProof)?;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidProof)
+        }
+    }
+
+    /// Verifies many proofs at once by a random linear combination: with
+    /// 128-bit random `r_i` the check is
+    /// `Π e(r_i·A_i, B_i) · e(-Σ r_i·α, β) · e(-Σ r_i·IC_i, γ) · e(-Σ r_i·C_i, δ) = 1`,
+    /// one Miller loop per proof plus three and one final exponentiation.
+    /// A false proof passes with probability about 2^-128. On failure the
+    /// proofs are checked one by one to name the first bad one.
+    pub fn verify_batch<R: RngCore + CryptoRng>(&self, items: &[(Statement, UseProof)], rng: &mut R) -> Result<(), (usize, Error)> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let rs: Vec<Fr> = items
+            .iter()
+            .map(|_| {
+                let mut b = [0u8; 16];
+                rng.fill_bytes(&mut b);
+                Fr::from_le_bytes_mod_order(&b)
+            })
+            .collect();
+        let vk = &self.pvk.vk;
+        // Σ r_i·IC_i = IC_0·Σ r_i + Σ_j (Σ_i r_i·x_ij)·IC_j: one MSM over the IC points.
+        let mut coeffs = vec![Fr::zero(); PUBLIC_INPUTS + 1];
+        for ((s, _), r) in items.iter().zip(&rs) {
+            coeffs[0] += r;
+            for (c, x) in coeffs[1..].iter_mut().zip(s.inputs()) {
+                *c += *r * x;
+            }
+        }
+        let ic = G1Projective::msm_unchecked(&vk.gamma_abc_g1, &coeffs);
+        let cs: Vec<G1Affine> = items.iter().map(|(_, p)| p.0.c).collect();
+        let c = G1Projective::msm_unchecked(&cs, &rs);
+        let sum_r: Fr = rs.iter().sum();
+        let alpha = vk.alpha_g1.into_group() * sum_r;
+        let scaled_a: Vec<G1Projective> = items
+            .par_iter()
+            .zip(&rs)
+            .map(|((_, p), r)| p.0.a.into_group() * r)
+            .collect();
+        let mut g1: Vec<G1Affine> = G1Projective::normalize_batch(&scaled_a);
+        g1.extend(G1Projective::normalize_batch(&[-alpha, -ic, -c]));
+        let mut g2: Vec<G2Affine> = items.iter().map(|(_, p)| p.0.b).collect();
+        g2.extend([vk.beta_g2, vk.gamma_g2, vk.delta_g2]);
+        let ml = Bn254::multi_miller_loop(g1, g2);
+        let ok = Bn254::final_exponentiation(ml).is_some_and(|v| v.0 == <Bn254 as Pairing>::TargetField::from(1u64));
+        if ok {
+            return Ok(());
+        }
+        for (i, (s, p)) in items.iter().enumerate() {
+            self.verify(s, p).map_err(|e| (i, e))?;
+        }
+        // The combination failed but each proof verifies: impossible unless
+        // the randomness repeated; refuse rather than accept.
+        Err((0, Error::InvalidProof))
+    }
+}

@@ -1,0 +1,221 @@
+//! The zk crate's tests: the statement, its proofs, and every bad input the
+//! verifier must refuse.
+
+use ark_ff::{One, UniformRand};
+use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem};
+use liutong_zk::circuit::{self, GrantFields, Statement, UseCircuit, UseWitness};
+use liutong_zk::groth16::{self, Prover, UseProof, Verifier};
+use liutong_zk::tree::MemoryTree;
+use liutong_zk::{field, Fr};
+use std::sync::OnceLock;
+
+fn prover() -> &'static Prover {
+    static P: OnceLock<Prover> = OnceLock::new();
+    P.get_or_init(|| Prover::new(groth16::setup(&mut rand::rngs::OsRng).expect("setup")).expect("prover"))
+}
+
+const NOW: u64 = 1_790_000_000;
+
+/// A tree with a few grants; answers the witness for the grant at leaf 3.
+fn witness(k: u64) -> UseWitness {
+    let secret = field::random();
+    let grant = GrantFields {
+        dataset: Fr::from(0x1234_5678u64),
+        actions: 0b10,
+        not_after: NOW + 3600,
+        max_uses: 2,
+        terms: Fr::from(99u64),
+        secret_hash: circuit::secret_hash(&secret),
+        salt: field::random(),
+    };
+    let mut tree = MemoryTree::default();
+    for i in 0..3 {
+        tree.set(i, field::random());
+    }
+    tree.set(3, grant.commitment());
+    tree.set(4, field::random());
+    UseWitness {
+        path: tree.path(3),
+        grant,
+        secret,
+        k,
+        escrow_randomness: field::random(),
+    }
+}
+
+fn statement(w: &UseWitness) -> Statement {
+    w.statement(1, NOW, field::reduce(&[7u8; 32]))
+}
+
+fn satisfied(s: Statement, w: UseWitness) -> bool {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    UseCircuit { statement: s, witness: w }
+        .generate_constraints(cs.clone())
+        .expect("synthesis");
+    cs.is_satisfied().expect("checkable")
+}
+
+#[test]
+fn the_statement_fits_the_budget() {
+    let n = groth16::constraint_count().expect("shape");
+    assert!(n <= 6000, "{n} constraints");
+    let w = witness(0);
+    assert!(satisfied(statement(&w), w));
+}
+
+#[test]
+fn a_use_proves_and_verifies_alone_and_in_a_batch() {
+    let p = prover();
+    let v = Verifier::new(p.verifying_key());
+    let mut rng = rand::rngs::OsRng;
+    let mut batch = Vec::new();
+    for k in 0..2 {
+        let w = witness(k);
+        let s = statement(&w);
+        let proof = p.prove(&s, &w, &mut rng).expect("prove");
+        v.verify(&s, &proof).expect("verifies");
+        let again = UseProof::from_bytes(&proof.to_bytes()).expect("round trip");
+        v.verify(&s, &again).expect("decoded proof verifies");
+        batch.push((s, proof));
+    }
+    v.verify_batch(&batch, &mut rng).expect("batch verifies");
+    // A batch with one tampered statement fails and names it.
+    batch[1].0.request += Fr::one();
+    assert_eq!(v.verify_batch(&batch, &mut rng).map_err(|(i, _)| i), Err(1));
+}
+
+#[test]
+fn tampered_public_inputs_and_forged_proofs_are_refused() {
+    let p = prover();
+    let v = Verifier::new(p.verifying_key());
+    let mut rng = rand::rngs::OsRng;
+    let w = witness(0);
+    let s = statement(&w);
+    let proof = p.prove(&s, &w, &mut rng).expect("prove");
+    let tampers: Vec<(&str, Box<dyn Fn(&mut Statement)>)> = vec![
+        ("root", Box::new(|s| s.root += Fr::one())),
+        ("another dataset", Box::new(|s| s.dataset += Fr::one())),
+        ("another action", Box::new(|s| s.action = 0)),
+        ("another time", Box::new(|s| s.time += 1)),
+        ("another request digest", Box::new(|s| s.request = field::reduce(&[8u8; 32]))),
+        ("nullifier", Box::new(|s| s.nullifier += Fr::one())),
+        ("escrow tag", Box::new(|s| s.escrow_tag += Fr::one())),
+        ("terms", Box::new(|s| s.terms += Fr::one())),
+    ];
+    for (what, tamper) in tampers {
+        let mut t = s.clone();
+        tamper(&mut t);
+        assert_eq!(v.verify(&t, &proof), Err(liutong_zk::Error::InvalidProof), "{what}");
+    }
+    // A proof of another statement.
+    let other = witness(1);
+    let other_proof = p.prove(&statement(&other), &other, &mut rng).expect("prove");
+    assert!(v.verify(&s, &other_proof).is_err(), "another use's proof");
+    // A forged proof: random curve points.
+    let forged = UseProof(ark_groth16::Proof {
+        a: ark_bn254::G1Affine::rand(&mut rng),
+        b: ark_bn254::G2Affine::rand(&mut rng),
+        c: ark_bn254::G1Affine::rand(&mut rng),
+    });
+    assert_eq!(v.verify(&s, &forged), Err(liutong_zk::Error::InvalidProof));
+    // A wrong verifying key.
+    let other_keys = groth16::setup(&mut rng).expect("setup");
+    assert!(Verifier::new(&other_keys.vk).verify(&s, &proof).is_err());
+}
+
+#[test]
+fn malformed_proof_bytes_are_refused() {
+    let p = prover();
+    let w = witness(0);
+    let s = statement(&w);
+    let bytes = p.prove(&s, &w, &mut rand::rngs::OsRng).expect("prove").to_bytes();
+    assert_eq!(bytes.len(), groth16::PROOF_BYTES);
+    for bad in [vec![], bytes[..127].to_vec(), [bytes.clone(), vec![0]].concat(), vec![0xff; 128], vec![0; 128]] {
+        let e = UseProof::from_bytes(&bad).expect_err("malformed");
+        assert_eq!(e.code(), "zk.malformed_proof");
+    }
+    // Any single flipped byte is refused when decoding or when verifying.
+    let v = Verifier::new(p.verifying_key());
+    for i in (0..128).step_by(9) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        if let Ok(proof) = UseProof::from_bytes(&b) {
+            assert!(v.verify(&s, &proof).is_err(), "byte {i}");
+        }
+    }
+}
+
+#[test]
+fn what_the_circuit_forbids_cannot_be_proven() {
+    let p = prover();
+    let mut rng = rand::rngs::OsRng;
+    // Past max uses.
+    let w = witness(2);
+    let s = statement(&w);
+    assert_eq!(p.prove(&s, &w, &mut rng).map_err(|e| e.code()).err(), Some("zk.unprovable"));
+    assert!(!satisfied(s, w), "k = max_uses");
+    // Expired.
+    let w = witness(0);
+    let s = w.statement(1, w.grant.not_after, field::reduce(&[7u8; 32]));
+    assert!(p.prove(&s, &w, &mut rng).is_err());
+    assert!(!satisfied(s, w), "time = not_after");
+    // An action the grant does not allow.
+    let w = witness(0);
+    let s = w.statement(0, NOW, field::reduce(&[7u8; 32]));
+    assert!(!satisfied(s, w), "download on a query grant");
+    // Another dataset than the committed one.
+    let w = witness(0);
+    let mut s = statement(&w);
+    s.dataset += Fr::one();
+    assert!(!satisfied(s, w), "dataset");
+    // The packing cannot be reread: 65,536 more uses for a second less.
+    let mut w = witness(0);
+    let honest = w.grant.commitment();
+    w.grant.max_uses += 1 << 16;
+    w.grant.not_after -= 1;
+    assert_eq!(w.grant.packed(), {
+        let mut h = witness(0).grant;
+        h.max_uses = 2;
+        h.not_after = NOW + 3600;
+        h.packed()
+    });
+    let _ = honest;
+    let s = statement(&w);
+    assert!(!satisfied(s, w), "re-read packing");
+    // A use index past the field's small numbers (a wrapped k).
+    let mut w = witness(0);
+    w.k = u64::MAX;
+    let s = statement(&w);
+    assert!(!satisfied(s, w), "wrapped k");
+}
+
+#[test]
+fn snarkjs_json_has_snarkjs_shapes() {
+    let p = prover();
+    let w = witness(0);
+    let s = statement(&w);
+    let proof = p.prove(&s, &w, &mut rand::rngs::OsRng).expect("prove");
+    let vk = liutong_zk::snarkjs::verification_key(p.verifying_key());
+    assert_eq!(vk["curve"], "bn128");
+    assert_eq!(vk["nPublic"], 8);
+    assert_eq!(vk["IC"].as_array().map(Vec::len), Some(9));
+    let pj = liutong_zk::snarkjs::proof(&proof);
+    assert_eq!(pj["pi_b"][2], serde_json::json!(["1", "0"]));
+    let public = liutong_zk::snarkjs::public(&s);
+    assert_eq!(public[2], "1");
+    assert_eq!(public[3], NOW.to_string());
+    // If snarkjs is installed, it must accept the proof.
+    if let Ok(bin) = std::env::var("LIUTONG_SNARKJS") {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (name, v) in [("verification_key.json", &vk), ("proof.json", &pj), ("public.json", &public)] {
+            std::fs::write(dir.path().join(name), v.to_string()).expect("write");
+        }
+        let out = std::process::Command::new(bin)
+            .args(["groth16", "verify", "verification_key.json", "public.json", "proof.json"])
+            .current_dir(dir.path())
+            .output()
+            .expect("snarkjs runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("OK"), "snarkjs: {text}");
+    }
+}
