@@ -63,17 +63,39 @@ pub struct QueryEntry {
     pub enforced: Vec<String>,
 }
 
+/// A signed request as JSON, for transaction views.
+pub fn describe_request(signed: &SignedRequest) -> serde_json::Value {
+    let r = &signed.request;
+    serde_json::json!({
+        "request": signed.digest(),
+        "grant": (r.private.is_none()).then_some(r.grant),
+        "dataset": r.dataset,
+        "version": r.version,
+        "action": r.action.as_str(),
+        "consumer_key": signed.signer,
+        "query": r.query,
+        "private": r.private.as_ref().map(|c| serde_json::json!({
+            "root": c.root,
+            "nullifier": c.nullifier,
+            "escrow_tag": c.escrow_tag,
+            "time": c.time,
+            "proof": signed.proof.as_deref().map(hex::encode),
+        })),
+    })
+}
+
 impl LogAccess {
     /// The body as JSON, for transaction views.
     pub fn describe(&self) -> serde_json::Value {
         let r = &self.request.request;
         serde_json::json!({
             "request": self.request.digest(),
-            "grant": r.grant,
+            "grant": (r.private.is_none()).then_some(r.grant),
             "dataset": r.dataset,
             "version": r.version,
             "action": r.action.as_str(),
             "consumer_key": self.request.signer,
+            "private": r.private.is_some(),
             "bytes": self.bytes,
             "served_at": self.served_at,
             "query": self.query.as_ref().map(|q| serde_json::json!({
@@ -137,22 +159,45 @@ pub struct ReceiptEntry {
     pub signer: PublicKey,
 }
 
+/// A private use's part of an access-log entry: everything anyone needs to
+/// re-verify its proof (with the genesis's verifying key), and the escrow
+/// opening sealed to the auditors. No grant, no consumer.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PrivateEntry {
+    /// The public inputs in circuit order: root, dataset, action, time,
+    /// request (the claim digest, reduced), nullifier, escrow tag, terms digest.
+    #[schema(value_type = Vec<String>)]
+    pub public_inputs: Vec<crate::private::FieldHex>,
+    #[schema(value_type = String)]
+    pub nullifier: crate::private::FieldHex,
+    #[schema(value_type = String)]
+    pub escrow_tag: crate::private::FieldHex,
+    /// The Groth16 proof (compressed), hex.
+    pub proof: String,
+    /// The one-time key that signed the request (and the receipt).
+    #[schema(value_type = String)]
+    pub request_key: PublicKey,
+    pub openings: Vec<crate::private::SealedOpening>,
+}
+
 /// One access-log entry as stored and served.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessRecord {
     /// The delivery's identity: the digest of the consumer's first signed request.
     #[schema(value_type = String)]
     pub request: Digest,
-    #[schema(value_type = String)]
-    pub grant: GrantId,
+    /// The grant; absent for a private use.
+    #[schema(value_type = Option<String>)]
+    pub grant: Option<GrantId>,
     #[schema(value_type = String)]
     pub dataset: DatasetId,
     pub version: u32,
     pub action: String,
     #[schema(value_type = String)]
     pub provider: CreditCode,
-    #[schema(value_type = String)]
-    pub consumer: CreditCode,
+    /// The consumer; absent for a private use.
+    #[schema(value_type = Option<String>)]
+    pub consumer: Option<CreditCode>,
     /// What was served: the version's committed content (its chunk root)
     /// for a download, SHA-256 of the result (an Arrow IPC stream) for a query.
     #[schema(value_type = String)]
@@ -164,6 +209,8 @@ pub struct AccessRecord {
     pub receipt: Option<ReceiptEntry>,
     /// For a query: its digest, rows and what was enforced.
     pub query: Option<QueryEntry>,
+    /// For a private use: its nullifier, public inputs and proof.
+    pub private: Option<PrivateEntry>,
     /// The entry's transaction, block and block time.
     #[schema(value_type = String)]
     pub tx_id: TxId,
@@ -247,7 +294,20 @@ pub(crate) fn log(
     state: &mut Overlay<'_>,
 ) -> Result<Applied, Rejection> {
     let r = &body.request.request;
-    let grant = crate::grants::provider_grant(state, signer, &r.grant)?;
+    // Public: the grant's provider; private: the dataset's (the proof was
+    // checked when the use was counted).
+    let (grant, provider) = match &r.private {
+        None => {
+            let g = crate::grants::provider_grant(state, signer, &r.grant)?;
+            let p = g.provider.clone();
+            (Some(g), p)
+        }
+        Some(_) => {
+            let party = crate::datasets::provider(state, signer)?;
+            crate::datasets::own_listed(state, &r.dataset, &party)?;
+            (None, party.profile.credit_code)
+        }
+    };
     body.request
         .verify()
         .map_err(|e| bad("access.bad_request", format!("the consumer's request: {e}")))?;
@@ -270,7 +330,7 @@ pub(crate) fn log(
             format!("no use was counted for request {digest}; a delivery starts with grant.use"),
         )
     })?;
-    if used.grant != r.grant || r.dataset != grant.dataset {
+    if used.grant != r.grant || grant.as_ref().is_some_and(|g| r.dataset != g.dataset) {
         return Err(bad(
             "access.bad_request",
             format!("request {digest} was counted on grant {}, not {}", used.grant, r.grant),
@@ -330,8 +390,28 @@ pub(crate) fn log(
             ))
         }
     };
-    let binding: KeyBinding = read(state, CF_PARTY_KEYS, body.request.signer.as_bytes())?
-        .ok_or_else(|| bad("access.bad_request", "the request's signer belongs to no party"))?;
+    let consumer = match &r.private {
+        None => {
+            let binding: KeyBinding = read(state, CF_PARTY_KEYS, body.request.signer.as_bytes())?
+                .ok_or_else(|| bad("access.bad_request", "the request's signer belongs to no party"))?;
+            Some(binding.party)
+        }
+        Some(_) => None,
+    };
+    let private = match &r.private {
+        None => None,
+        Some(claim) => {
+            let statement = crate::private::statement(&body.request, claim)?;
+            Some(PrivateEntry {
+                public_inputs: statement.inputs().iter().map(crate::private::FieldHex::of).collect(),
+                nullifier: claim.nullifier,
+                escrow_tag: claim.escrow_tag,
+                proof: hex::encode(body.request.proof.as_deref().unwrap_or_default()),
+                request_key: body.request.signer,
+                openings: claim.openings.clone(),
+            })
+        }
+    };
     let (outcome, receipt) = match &body.receipt {
         None => (AccessOutcome::Unacknowledged, None),
         Some(sr) => {
@@ -385,18 +465,19 @@ pub(crate) fn log(
     };
     let record = AccessRecord {
         request: digest,
-        grant: r.grant,
+        grant: grant.as_ref().map(|g| g.id),
         dataset: r.dataset,
         version: r.version,
         action: r.action.as_str().into(),
-        provider: grant.provider.clone(),
-        consumer: binding.party.clone(),
+        provider: provider.clone(),
+        consumer: consumer.clone(),
         result: result.0,
         bytes: body.bytes,
         served_at: body.served_at,
         outcome,
         receipt,
         query,
+        private,
         tx_id: *id,
         height: ctx.height,
         logged_at: ctx.timestamp,
@@ -407,12 +488,14 @@ pub(crate) fn log(
         borsh::to_vec(&record).expect("borsh into a Vec cannot fail"),
     );
     let mut keys = vec![
-        index_key(b'g', &r.grant.0, ctx.height, &digest),
         index_key(b'd', &r.dataset.0, ctx.height, &digest),
-        index_key(b'p', grant.provider.as_str().as_bytes(), ctx.height, &digest),
+        index_key(b'p', provider.as_str().as_bytes(), ctx.height, &digest),
     ];
-    if binding.party != grant.provider {
-        keys.push(index_key(b'p', binding.party.as_str().as_bytes(), ctx.height, &digest));
+    if let Some(g) = &grant {
+        keys.push(index_key(b'g', &g.id.0, ctx.height, &digest));
+    }
+    if let Some(c) = consumer.filter(|c| *c != provider) {
+        keys.push(index_key(b'p', c.as_str().as_bytes(), ctx.height, &digest));
     }
     for k in keys {
         state.put(CF_ACCESS_INDEX, k, Vec::new());

@@ -53,6 +53,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The delivery service, on a node whose home holds a party identity.
     pub provider: Option<Arc<crate::serve::Provider>>,
+    /// The node's home (for the proving key it serves).
+    pub home: crate::home::Home,
 }
 
 /// Submits a transaction this node signed itself and waits for its block:
@@ -115,7 +117,13 @@ pub fn status_for(code: &str) -> StatusCode {
         "delivery.unknown_grant" | "delivery.unknown" | "delivery.not_offered" | "receipt.unknown_delivery" => {
             StatusCode::NOT_FOUND
         }
-        "delivery.replayed" | "delivery.closed" | "delivery.resume_limit" | "receipt.late" => StatusCode::CONFLICT,
+        "delivery.replayed" | "delivery.closed" | "delivery.resume_limit" | "receipt.late" | "zk.nullifier_spent" => {
+            StatusCode::CONFLICT
+        }
+        "zk.malformed_proof" | "zk.bad_field" | "zk.no_proof" | "zk.no_opening" | "zk.grant_named" => {
+            StatusCode::BAD_REQUEST
+        }
+        "zk.invalid_proof" | "zk.unknown_root" | "zk.stale_root" | "zk.bad_time" => StatusCode::FORBIDDEN,
         "delivery.not_holder" | "receipt.wrong_signer" => StatusCode::FORBIDDEN,
         "delivery.malformed"
         | "receipt.malformed"
@@ -306,6 +314,9 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         take_receipt,
         access_log,
         access_entry,
+        zk_path,
+        zk_nullifier,
+        zk_proving_key,
         openapi
     )
 )]
@@ -346,6 +357,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/queries", post(start_query))
         .route("/v1/access-log", get(access_log))
         .route("/v1/access-log/{request}", get(access_entry))
+        .route("/v1/zk/paths/{leaf}", get(zk_path))
+        .route("/v1/zk/nullifiers/{nullifier}", get(zk_nullifier))
+        .route("/v1/zk/proving-key", get(zk_proving_key))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async {
             ApiError::new(
@@ -1025,4 +1039,72 @@ async fn access_entry(
                 format!("no access-log entry for {digest}"),
             )
         })
+}
+
+/// A grant-tree leaf's authentication path at the tree's current root. Ask
+/// your own node: the leaf you ask for is the grant you are about to use.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ZkPathView {
+    pub leaf: u64,
+    /// The leaf's value (the grant's commitment, or 0 once revoked or expired).
+    pub value: String,
+    pub root: String,
+    /// Siblings from the leaf up, hex.
+    pub siblings: Vec<String>,
+    /// The block this is the root after.
+    pub height: u64,
+}
+
+#[utoipa::path(get, path = "/v1/zk/paths/{leaf}", params(("leaf" = u64, Path, description = "the leaf index (a private grant's `private.leaf`)")),
+    responses((status = 200, body = ZkPathView), (status = 400, body = ErrorBody)))]
+async fn zk_path(State(s): Shared, ApiPath(leaf): ApiPath<String>) -> Result<Json<ZkPathView>, ApiError> {
+    let leaf: u64 = leaf
+        .parse()
+        .ok()
+        .filter(|l| *l < liutong_zk::tree::CAPACITY)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "request.bad_path",
+                format!("leaf must be a number below {}", liutong_zk::tree::CAPACITY),
+            )
+        })?;
+    Ok(Json(crate::private::path_view(&s.ledger, leaf)?))
+}
+
+#[utoipa::path(get, path = "/v1/zk/nullifiers/{nullifier}", params(("nullifier" = String, Path, description = "a nullifier (hex)")),
+    responses((status = 200, body = crate::private::NullifierRecord), (status = 404, body = ErrorBody)))]
+async fn zk_nullifier(
+    State(s): Shared,
+    ApiPath(n): ApiPath<String>,
+) -> Result<Json<crate::private::NullifierRecord>, ApiError> {
+    let n: crate::private::FieldHex = n
+        .parse()
+        .map_err(|e: crate::Error| ApiError::new(StatusCode::BAD_REQUEST, "request.bad_path", e.to_string()))?;
+    crate::private::nullifier(s.ledger.store(), &n)?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("nullifier {n} is not spent"),
+            )
+        })
+}
+
+/// The use circuit's Groth16 proving key (arkworks' uncompressed encoding),
+/// as `liutong init` made it; a follower fetches it with the genesis and
+/// checks that its verifying key is the genesis's.
+#[utoipa::path(get, path = "/v1/zk/proving-key",
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn zk_proving_key(State(s): Shared) -> Result<axum::response::Response, ApiError> {
+    let path = s.home.proving_key_path();
+    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this node has no proving key; ask the orderer's node".to_string(),
+        )
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }

@@ -32,6 +32,8 @@ pub enum BenchCommand {
     Delivery(crate::bench_delivery::DeliveryBench),
     /// TPC-H Q1 and Q6 through the query service (permissive and restrictive grants) against plain DataFusion.
     Query(crate::bench_query::QueryBench),
+    /// Private-use proofs: constraints, setup, prove, verify and batch verification against a naive circuit.
+    Zk(crate::bench_zk::ZkBench),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -110,6 +112,7 @@ pub async fn run(cmd: BenchCommand) -> Result<Output> {
         }
         BenchCommand::Delivery(b) => Box::pin(crate::bench_delivery::run(b)).await,
         BenchCommand::Query(b) => Box::pin(crate::bench_query::run(b)).await,
+        BenchCommand::Zk(b) => crate::bench_zk::run(b).await,
     }
 }
 
@@ -414,6 +417,7 @@ async fn grant_throughput(
                 dataset,
                 offer: 1,
                 terms: request_terms.clone(),
+                private: None,
             };
             let bytes = sign_tx(
                 &chain,

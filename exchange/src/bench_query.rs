@@ -410,9 +410,9 @@ pub async fn run(b: QueryBench) -> Result<Output> {
     .await?;
     wait_sync(&provider.url, orderer.ledger.height()).await?;
     // Not timed: the consumer's look-ups before its first query.
-    let peer_p = Counterpart::find(&cons_home, &client, dataset, permissive, None).await?;
-    let peer_r = Counterpart::find(&cons_home, &client, dataset, restrictive, None).await?;
-    let peer_a = Counterpart::find(&cons_home, &client, dataset, aggregate_only, None).await?;
+    let peer_p = Counterpart::find(&cons_home, &client, dataset, permissive, None, false).await?;
+    let peer_r = Counterpart::find(&cons_home, &client, dataset, restrictive, None, false).await?;
+    let peer_a = Counterpart::find(&cons_home, &client, dataset, aggregate_only, None, false).await?;
 
     let schema: SchemaRef = Arc::new(liutong_catalog::infer(&file, TableFormat::Parquet)?.to_arrow()?);
     let open_terms = permissive_terms(uses);

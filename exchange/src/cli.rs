@@ -88,6 +88,12 @@ pub enum Command {
     /// The on-chain access log: who received which data, when, under which grant.
     #[command(subcommand)]
     Access(crate::fetch::AccessCommand),
+    /// Auditing: open a private use's escrow.
+    #[command(subcommand)]
+    Audit(crate::zk_cli::AuditCommand),
+    /// Zero-knowledge keys and proofs: export for snarkjs.
+    #[command(subcommand)]
+    Zk(crate::zk_cli::ZkCommand),
     /// Notarize files: put their SHA-256 digests on the ledger.
     Notarize {
         #[arg(required = true)]
@@ -272,6 +278,8 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Fetch(f) => crate::fetch::fetch(&home, f).await,
         Command::Query(q) => crate::query::query(&home, q).await,
         Command::Access(a) => crate::fetch::access(a).await,
+        Command::Audit(a) => crate::zk_cli::audit(&home, a).await,
+        Command::Zk(a) => crate::zk_cli::zk(&home, a).await,
         Command::Notarize {
             files,
             node,
@@ -311,6 +319,9 @@ pub fn init(home: &Home, a: &InitArgs) -> Result<Output> {
     if home.has_genesis() || home.has_identity() {
         return Err(Error::Home(format!("{} is already initialized", home.dir().display())));
     }
+    // The use circuit's Groth16 keys, from the OS's randomness; the
+    // trapdoor never leaves `setup`.
+    let pk = liutong_zk::setup(&mut rand::rngs::OsRng).map_err(|e| Error::Io(format!("zk setup: {e}")))?;
     let identity = home.create_identity()?;
     let orderer = home.create_orderer_key()?;
     let genesis = Genesis {
@@ -328,9 +339,11 @@ pub fn init(home: &Home, a: &InitArgs) -> Result<Output> {
             encryption_key: identity.encryption.public_key(),
             endpoint: a.endpoint.clone(),
         },
+        zk: crate::genesis::ZkParams::of(&pk.vk),
     };
     genesis.validate()?;
     home.write_genesis(&genesis)?;
+    home.write_proving_key(&liutong_zk::groth16::pk_bytes(&pk))?;
     let digest = genesis.digest();
     Ok(Output::ok(
         format!(

@@ -92,6 +92,23 @@ impl Client {
         self.answer(resp).await
     }
 
+    /// A binary resource.
+    pub async fn bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        if status.is_success() {
+            Ok(bytes.to_vec())
+        } else {
+            Err(remote_error(status.as_u16(), &bytes))
+        }
+    }
+
     pub async fn status(&self) -> Result<StatusView> {
         self.get("/v1/status").await
     }

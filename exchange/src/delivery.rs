@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 
 pub const REQUEST_DOMAIN: &[u8] = b"liutong/delivery-request/v1\0";
 /// Largest signed request a node reads.
-pub const MAX_REQUEST: usize = 4096;
+pub const MAX_REQUEST: usize = 16 * 1024;
 
 /// What a consumer asks for.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -41,6 +41,9 @@ pub struct DeliveryRequest {
     /// For a query: SHA-256 of the SQL text, which travels beside the
     /// signed request (so the ledger holds the query's digest, not its text).
     pub query: Option<Digest>,
+    /// Private mode: what the proof claims (`grant` is then [`GrantId::PRIVATE`]
+    /// and the signer a one-time key).
+    pub private: Option<crate::private::PrivateClaim>,
 }
 
 impl SignedRequest {
@@ -131,12 +134,14 @@ impl SignedReceipt {
     }
 }
 
-/// A request with the consumer's signing key and signature.
+/// A request with the consumer's signing key and signature, and in private
+/// mode the Groth16 proof (bound to [`SignedRequest::claim_digest`]).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedRequest {
     pub request: DeliveryRequest,
     pub signer: PublicKey,
     pub signature: Signature,
+    pub proof: Option<Vec<u8>>,
 }
 
 fn signing_bytes(request: &DeliveryRequest) -> Vec<u8> {
@@ -150,7 +155,14 @@ impl SignedRequest {
             request,
             signer: key.public_key(),
             signature,
+            proof: None,
         }
+    }
+
+    /// SHA-256 of what is signed (domain and request): the digest a private
+    /// request's proof is bound to (the proof cannot cover itself).
+    pub fn claim_digest(&self) -> Digest {
+        sha256(&signing_bytes(&self.request))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -488,6 +500,7 @@ mod tests {
             },
             uses: 0,
             history: vec![],
+            private: None,
         }
     }
 
@@ -504,6 +517,7 @@ mod tests {
                 from_chunk: 0,
                 resumes: None,
                 query: None,
+                private: None,
             },
             key,
         )

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 pub const OPERATOR_CODE: &str = "91110108MA01LTEX01";
 pub const PROVIDER_CODE: &str = "91310115MA1K4PRW03";
 pub const CONSUMER_CODE: &str = "91440300MA5GCNTM0Y";
+pub const AUDITOR_CODE: &str = "91110105MA00AUDT04";
 
 struct Narrator {
     json: bool,
@@ -564,6 +565,147 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             masked.text,
             refusal_text(forbidden),
             query_log.text
+        ),
+    );
+
+    // 4g. Private mode: a use proven in zero knowledge, opened by the auditor.
+    let aud_home = Home::new(dir.path().join("auditor"));
+    aud_home.create_identity()?;
+    aud_home.write_genesis(&op_home.genesis()?)?;
+    op.submit_bytes(&apply(
+        &aud_home,
+        "Beijing Demo Certified Public Accountants LLP",
+        AUDITOR_CODE,
+        Role::Auditor,
+        &orderer.url,
+    )?)
+    .await?;
+    cli::run(op_cli(
+        &op_home,
+        &[
+            "party",
+            "approve",
+            AUDITOR_CODE,
+            "--node",
+            &orderer.url,
+            "--reason",
+            "licensed auditor",
+        ],
+    ))
+    .await?;
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let private_grant = cli::run(op_cli(
+        &cons_home,
+        &[
+            "grant",
+            "request",
+            &dataset_id,
+            "--offer",
+            "2",
+            "--purpose",
+            "trade-finance",
+            "--max-uses",
+            "1",
+            "--private",
+            "--node",
+            cons.url(),
+        ],
+    ))
+    .await?;
+    let pg_id = private_grant.json["grant"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let leaf = private_grant.json["grant"]["private"]["leaf"]
+        .as_u64()
+        .unwrap_or_default();
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let private_out = dir.path().join("received-privately.csv");
+    let private_fetch = cli::run(op_cli(
+        &cons_home,
+        &[
+            "fetch",
+            &dataset_id,
+            "--grant",
+            &pg_id,
+            "--private",
+            "--out",
+            path_str(&private_out),
+            "--node",
+            cons.url(),
+        ],
+    ))
+    .await?;
+    let entry_id = private_fetch.json["access_log"]["request"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_for_height(&nodes, orderer.ledger.height()).await;
+    let entry: serde_json::Value = cons.get(&format!("/v1/access-log/{entry_id}")).await?;
+    let again = cli::run(op_cli(
+        &cons_home,
+        &[
+            "fetch",
+            &dataset_id,
+            "--grant",
+            &pg_id,
+            "--private",
+            "--out",
+            path_str(&dir.path().join("not-received-privately.csv")),
+            "--node",
+            cons.url(),
+        ],
+    ))
+    .await
+    .err();
+    let opened = cli::run(op_cli(&aud_home, &["audit", "open", &entry_id, "--node", &orderer.url])).await?;
+    let snark_dir = dir.path().join("snarkjs");
+    let exported = cli::run(op_cli(
+        &aud_home,
+        &[
+            "zk",
+            "export",
+            "--snarkjs",
+            path_str(&snark_dir),
+            "--entry",
+            &entry_id,
+            "--node",
+            &orderer.url,
+        ],
+    ))
+    .await?;
+    let private_ok = std::fs::read(&private_out).ok() == std::fs::read(&csv).ok()
+        && entry["grant"].is_null()
+        && entry["consumer"].is_null()
+        && again.is_some();
+    if !private_ok {
+        return Err(Error::BadEvidence(
+            "the private-mode step did not behave as it must".into(),
+        ));
+    }
+    n.step(
+        "Private mode: the bank proves an authorized use in zero knowledge; the ledger sees only a nullifier",
+        &format!(
+            "A licensed auditor joins ({AUDITOR_CODE}). The bank asks for a private grant (1 use):\n\
+             $ liutong grant request {dataset_id} --offer 2 --max-uses 1 --private\n\
+             grant {pg_id}: its commitment is leaf {leaf} of the on-chain Poseidon grant tree; the secret stays in the bank's home.\n\
+             $ liutong fetch {dataset_id} --grant {pg_id} --private --out received-privately.csv\n{}\n\
+             The request named no grant and was signed with a one-time key; a Groth16 proof showed that some grant in\n\
+             the tree covers this dataset and action, has not expired and has uses left. The access-log entry:\n\
+             grant {}  consumer {}  nullifier {}\n\
+             proof {}... (verified by the provider's node and again by the ledger)\n\
+             A second private fetch is refused, since the grant's one use is spent: {}\n\
+             The auditor opens the entry (the opening was sealed to its key with HPKE and matches the escrow tag):\n\
+             $ liutong audit open {entry_id}\n{}\n\
+             $ liutong zk export --snarkjs snarkjs/ --entry {entry_id}\n{}",
+            private_fetch.text.lines().take(3).collect::<Vec<_>>().join("\n"),
+            entry["grant"],
+            entry["consumer"],
+            entry["private"]["nullifier"].as_str().unwrap_or_default(),
+            entry["private"]["proof"].as_str().unwrap_or_default().get(..32).unwrap_or_default(),
+            refusal_text(again),
+            opened.text,
+            exported.text
         ),
     );
 

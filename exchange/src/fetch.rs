@@ -49,6 +49,10 @@ pub struct FetchArgs {
     /// Times to take up a dropped connection automatically.
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
+    /// Private mode (a grant requested with --private): prove the use with a
+    /// zero-knowledge proof and a one-time key instead of naming the grant.
+    #[arg(long)]
+    pub private: bool,
     #[command(flatten)]
     pub node: NodeArg,
 }
@@ -112,6 +116,9 @@ pub struct Counterpart {
     pub version: u32,
     pub description: liutong_catalog::Description,
     pub http: reqwest::Client,
+    /// Private mode: requests are proven, and signed with one-time keys
+    /// (`identity` is then that one-time identity).
+    pub private: Option<crate::private::PrivateUse>,
 }
 
 impl Counterpart {
@@ -124,8 +131,13 @@ impl Counterpart {
         dataset: DatasetId,
         grant: crate::grants::GrantId,
         version: Option<u32>,
+        private: bool,
     ) -> Result<Counterpart> {
-        let identity = home.identity()?;
+        let identity = match private {
+            false => home.identity()?,
+            // A one-time identity: the provider learns no registered key.
+            true => Identity::generate(),
+        };
         let me_key = identity.signing.public_key();
         let (genesis, grant, record, me) = tokio::join!(
             chain_genesis(home, client, true),
@@ -146,7 +158,11 @@ impl Counterpart {
             },
         );
         let (v, provider) = (v?, provider?);
-        if let (Ok(me), Some(mine)) = (&me, mine) {
+        let private = match private {
+            true => Some(crate::private::PrivateUse::prepare(home, client, &grant.grant).await?),
+            false => None,
+        };
+        if let (Ok(me), Some(mine), None) = (&me, mine, &private) {
             let mine = mine?;
             if mine.profile.encryption_key != identity.encryption.public_key() {
                 return Err(Refusal::new(
@@ -172,7 +188,26 @@ impl Counterpart {
                 .connect_timeout(Duration::from_secs(10))
                 .build()
                 .map_err(|e| Error::Io(format!("HTTP client: {e}")))?,
+            private,
         })
+    }
+
+    /// Signs a request: with the home's key under the grant, or in private
+    /// mode with the one-time key and a proof in place of the grant.
+    pub fn sign_request(&self, request: DeliveryRequest) -> Result<SignedRequest> {
+        match &self.private {
+            None => Ok(SignedRequest::sign(request, &self.identity.signing)),
+            Some(p) => {
+                if request.resumes.is_some() {
+                    return Err(Refusal::new(
+                        "zk.no_resume",
+                        "a private fetch is not resumed (a resumption would link to the first request); fetch again as a new use",
+                    )
+                    .into());
+                }
+                p.sign(request, &self.identity.signing, self.identity.encryption.public_key())
+            }
+        }
     }
 
     /// Hands a signed receipt to the provider's node; answers the access-log
@@ -215,7 +250,7 @@ pub async fn fetch(home: &Home, a: FetchArgs) -> Result<Output> {
     let client = Client::new(&a.node.node)?;
     let dataset: DatasetId = a.dataset.parse()?;
     let grant_id: crate::grants::GrantId = a.grant.parse()?;
-    let peer = Counterpart::find(home, &client, dataset, grant_id, a.version).await?;
+    let peer = Counterpart::find(home, &client, dataset, grant_id, a.version, a.private).await?;
     let version = peer.version;
     if a.out.exists() {
         return Err(Refusal::new(
@@ -443,8 +478,9 @@ impl Plan {
         };
         let from_chunk = verifier.as_ref().map_or(0, |v| v.next_chunk());
 
-        let signed = SignedRequest::sign(
-            DeliveryRequest {
+        let signed = self
+            .peer
+            .sign_request(DeliveryRequest {
                 chain_id: self.peer.chain_id.clone(),
                 grant: self.grant,
                 dataset: self.dataset,
@@ -455,9 +491,9 @@ impl Plan {
                 from_chunk,
                 resumes: partial.delivery,
                 query: None,
-            },
-            &self.peer.identity.signing,
-        );
+                private: None,
+            })
+            .map_err(Failure::Fatal)?;
         let digest = signed.digest();
         let url = format!("{}/v1/deliveries", self.peer.endpoint);
         let resp = self
@@ -790,13 +826,28 @@ pub async fn access(cmd: AccessCommand) -> Result<Output> {
             e.action,
             e.outcome.as_str(),
             e.provider,
-            e.consumer,
+            e.consumer.as_ref().map_or("(private)".to_string(), |c| c.to_string()),
             e.dataset,
             e.version,
             e.bytes,
-            e.grant,
+            e.grant
+                .map_or("(private: proven, not named)".to_string(), |g| g.to_string()),
             e.request
         ));
+        if let Some(p) = &e.private {
+            text.push_str(&format!(
+                "
+    nullifier {}  escrow tag {}
+    proof verified by the ledger; opening sealed to {}",
+                p.nullifier,
+                p.escrow_tag,
+                p.openings
+                    .iter()
+                    .map(|o| o.auditor.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         match &e.query {
             Some(q) => text.push_str(&format!(
                 "\n    query {}  result {}  {} row(s)\n    enforced: {}",

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Format tag of the JSON file form.
-pub const GENESIS_FORMAT: &str = "liutong-genesis/2";
+pub const GENESIS_FORMAT: &str = "liutong-genesis/3";
 
 /// The operator (the data exchange) as the genesis names it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
@@ -50,6 +50,45 @@ impl Default for CatalogParams {
     }
 }
 
+/// The private-use proof system: the Groth16 verifying key of the use
+/// circuit (made at `liutong init`), its digest, and the windows a proof
+/// is accepted within.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZkParams {
+    /// The verifying key, arkworks' compressed encoding, hex.
+    pub verifying_key: String,
+    /// SHA-256 of the verifying key's bytes.
+    #[schema(value_type = String)]
+    pub verifying_key_digest: Digest,
+    /// A proof's root may be the grant tree's root after any of this many last blocks.
+    pub root_window: u32,
+}
+
+impl ZkParams {
+    pub const DEFAULT_ROOT_WINDOW: u32 = 64;
+
+    pub fn of(vk: &liutong_zk::VerifyingKey) -> ZkParams {
+        ZkParams {
+            verifying_key: hex::encode(liutong_zk::groth16::vk_bytes(vk)),
+            verifying_key_digest: Digest(liutong_zk::groth16::vk_digest(vk)),
+            root_window: Self::DEFAULT_ROOT_WINDOW,
+        }
+    }
+
+    /// The verifying key, checked against its digest.
+    pub fn verifying_key(&self) -> Result<liutong_zk::VerifyingKey> {
+        let bytes = hex::decode(&self.verifying_key)
+            .map_err(|e| Error::BadGenesis(format!("zk.verifying_key is not hex: {e}")))?;
+        if liutong_core::sha256(&bytes) != self.verifying_key_digest {
+            return Err(Error::BadGenesis(
+                "zk.verifying_key does not match zk.verifying_key_digest".into(),
+            ));
+        }
+        liutong_zk::groth16::vk_from_bytes(&bytes).map_err(|e| Error::BadGenesis(format!("zk.verifying_key: {e}")))
+    }
+}
+
 /// `genesis_digest` = SHA-256 of this document's canonical (borsh) bytes.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +103,7 @@ pub struct Genesis {
     pub params: LedgerParams,
     pub catalog: CatalogParams,
     pub operator: GenesisOperator,
+    pub zk: ZkParams,
 }
 
 impl Canonical for Genesis {
@@ -112,6 +152,10 @@ impl Genesis {
             return Err(Error::BadGenesis(
                 "params: max_tx_bytes must be at least 1024, block_max_txs and max_clock_skew_ms above 0".into(),
             ));
+        }
+        self.zk.verifying_key()?;
+        if self.zk.root_window == 0 {
+            return Err(Error::BadGenesis("zk.root_window must be at least 1".into()));
         }
         liutong_catalog::check_chunk_size(self.catalog.chunk_size)
             .map_err(|e| Error::BadGenesis(format!("catalog: {e}")))?;

@@ -70,6 +70,12 @@ pub enum GrantCommand {
         /// terms JSON or an ODRL policy in JSON-LD.
         #[arg(long)]
         terms: Option<PathBuf>,
+        /// Private mode: uses of the grant are proven with a zero-knowledge
+        /// proof instead of naming it, so the ledger and the access log do not
+        /// show which grant (or consumer) made them. Keeps a secret in
+        /// HOME/zk/secrets.json.
+        #[arg(long)]
+        private: bool,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -210,6 +216,7 @@ pub async fn grant(home: &Home, cmd: GrantCommand) -> Result<Output> {
             max_uses,
             days,
             terms,
+            private,
             node,
         } => {
             let client = Client::new(&node.node)?;
@@ -227,7 +234,23 @@ pub async fn grant(home: &Home, cmd: GrantCommand) -> Result<Output> {
                     requested_terms(&offered, purpose, max_uses, days)?
                 }
             };
-            let body = RequestGrant { dataset, offer, terms };
+            let private = match private {
+                false => None,
+                true => {
+                    crate::private::check_private_terms(&terms, terms.not_before)
+                        .map_err(|r| Error::BadRequest(r.message))?;
+                    let secret = liutong_zk::field::random();
+                    let hash = crate::private::FieldHex::of(&liutong_zk::circuit::secret_hash(&secret));
+                    home.keep_private_secret(&hash.to_string(), &crate::private::FieldHex::of(&secret).to_string())?;
+                    Some(hash)
+                }
+            };
+            let body = RequestGrant {
+                dataset,
+                offer,
+                terms,
+                private,
+            };
             send(home, &client, KIND_GRANT_REQUEST, &body, "grant requested").await
         }
         GrantCommand::Issue { grant, terms, node } => {

@@ -69,6 +69,9 @@ pub struct OfferRecord {
 pub struct GrantId(pub [u8; 16]);
 
 impl GrantId {
+    /// What a private request names in place of a grant (its proof stands for it).
+    pub const PRIVATE: GrantId = GrantId([0; 16]);
+
     pub fn of_request(tx: &TxId) -> GrantId {
         let mut id = [0u8; 16];
         id.copy_from_slice(&tx.as_bytes()[..16]);
@@ -109,6 +112,9 @@ pub struct RequestGrant {
     pub dataset: DatasetId,
     pub offer: u32,
     pub terms: Terms,
+    /// Private mode: Poseidon(secret) of a secret only the requester knows
+    /// (32 bytes, a BN254 scalar). The grant's uses are then proven, not named.
+    pub private: Option<crate::private::FieldHex>,
 }
 
 /// `grant.issue`: the provider grants the request, with its terms or narrower ones.
@@ -184,9 +190,13 @@ pub struct GrantRecord {
     /// The requested terms until issued; then the granted ones.
     #[schema(value_type = Object)]
     pub terms: Terms,
-    /// Uses counted so far (by deliveries and queries).
+    /// Uses counted so far (by deliveries and queries; private uses are
+    /// counted by their nullifiers instead, unlinked to the grant).
     pub uses: u64,
     pub history: Vec<GrantEvent>,
+    /// Private mode: the secret's hash and, once active, the grant's leaf in
+    /// the grant tree, its salt and commitment.
+    pub private: Option<crate::private::PrivateGrant>,
 }
 
 impl GrantRecord {
@@ -362,6 +372,10 @@ pub(crate) fn request(
     }
     check_terms(&body.terms, &dataset, purposes)?;
     body.terms.within(&offer.terms).map_err(policy)?;
+    if let Some(h) = &body.private {
+        h.fr()?;
+        crate::private::check_private_terms(&body.terms, ctx.timestamp.max(body.terms.not_before))?;
+    }
     let grant_id = GrantId::of_request(id);
     let mut grant = GrantRecord {
         id: grant_id,
@@ -373,12 +387,19 @@ pub(crate) fn request(
         terms: body.terms,
         uses: 0,
         history: vec![event("requested", id, ctx, String::new())],
+        private: body.private.map(|secret_hash| crate::private::PrivateGrant {
+            secret_hash,
+            leaf: None,
+            salt: None,
+            commitment: None,
+        }),
     };
     if offer.approval == Approval::Automatic {
         grant.status = GrantStatus::Active;
         grant
             .history
             .push(event("issued", id, ctx, "automatic approval by the offer".into()));
+        crate::private::activate(state, ctx, &mut grant, id)?;
     }
     state.put(CF_GRANTS_BY_DATASET, index_key(&body.dataset.0, &grant_id), Vec::new());
     for party in [&grant.provider, &grant.holder] {
@@ -456,6 +477,7 @@ pub(crate) fn issue(
         grant.terms = terms;
     }
     grant.status = GrantStatus::Active;
+    crate::private::activate(state, ctx, &mut grant, id)?;
     record(state, grant, event("issued", id, ctx, String::new()))
 }
 
@@ -475,6 +497,9 @@ pub(crate) fn end(
         return Err(bad_transition(&grant, name));
     }
     grant.status = to;
+    if to == GrantStatus::Revoked {
+        crate::private::deactivate(state, ctx, &grant)?;
+    }
     record(state, grant, event(name, id, ctx, body.reason))
 }
 
@@ -523,7 +548,7 @@ pub(crate) fn transfer(
     if grant.state_at(ctx.timestamp) != "active" {
         return Err(bad_transition(&grant, "transferred"));
     }
-    if !grant.terms.transferable {
+    if !grant.terms.transferable || grant.private.is_some() {
         return Err(Rejection::new(
             "grant.not_transferable",
             format!(
@@ -573,6 +598,9 @@ pub(crate) fn revoke_all(
             GrantStatus::Active => (GrantStatus::Revoked, "revoked"),
             _ => continue,
         };
+        if status == GrantStatus::Revoked {
+            crate::private::deactivate(state, ctx, &grant)?;
+        }
         grant.status = status;
         grant
             .history

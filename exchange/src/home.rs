@@ -316,6 +316,69 @@ impl Home {
         Ok(path)
     }
 
+    /// The use circuit's Groth16 proving key (written by `liutong init`, and
+    /// fetched from the node followed with the genesis).
+    pub fn proving_key_path(&self) -> PathBuf {
+        self.dir.join("zk").join("use.pk")
+    }
+
+    pub fn has_proving_key(&self) -> bool {
+        self.proving_key_path().exists()
+    }
+
+    pub fn write_proving_key(&self, bytes: &[u8]) -> Result<()> {
+        let path = self.proving_key_path();
+        std::fs::create_dir_all(path.parent().unwrap_or(&self.dir))
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        write_atomically(&path, bytes, false)
+    }
+
+    /// A prover from the home's proving key, refused unless the key's own
+    /// verifying key is the chain's (the genesis's digest).
+    pub fn prover(&self, genesis: &Genesis) -> Result<liutong_zk::Prover> {
+        let path = self.proving_key_path();
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Error::Home(format!(
+                "{}: {e} (a node that follows the chain fetches it with the genesis)",
+                path.display()
+            ))
+        })?;
+        let pk =
+            liutong_zk::groth16::pk_from_bytes(&bytes).map_err(|e| Error::Home(format!("{}: {e}", path.display())))?;
+        if liutong_zk::groth16::vk_digest(&pk.vk) != genesis.zk.verifying_key_digest.0 {
+            return Err(Error::Home(format!(
+                "{} is not this chain's proving key (its verifying key differs from the genesis's)",
+                path.display()
+            )));
+        }
+        liutong_zk::Prover::new(pk).map_err(|e| Error::Io(e.to_string()))
+    }
+
+    fn secrets_path(&self) -> PathBuf {
+        self.dir.join("zk").join("secrets.json")
+    }
+
+    /// Keeps a private grant's secret, under its hash (owner-only file).
+    pub fn keep_private_secret(&self, secret_hash: &str, secret: &str) -> Result<()> {
+        let mut all = self.private_secrets()?;
+        all.insert(secret_hash.to_string(), secret.to_string());
+        let path = self.secrets_path();
+        std::fs::create_dir_all(path.parent().unwrap_or(&self.dir))
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let text = serde_json::to_string_pretty(&all).map_err(|e| Error::Io(e.to_string()))?;
+        write_atomically(&path, text.as_bytes(), true)
+    }
+
+    /// Secret hash → secret, both hex.
+    pub fn private_secrets(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        match std::fs::read_to_string(self.secrets_path()) {
+            Ok(t) => serde_json::from_str(&t)
+                .map_err(|e| Error::Home(format!("{} is malformed: {e}", self.secrets_path().display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(Error::Io(format!("{}: {e}", self.secrets_path().display()))),
+        }
+    }
+
     pub fn write_genesis(&self, genesis: &Genesis) -> Result<()> {
         self.ensure_dir()?;
         write_atomically(&self.genesis_path(), genesis.to_json().as_bytes(), false)

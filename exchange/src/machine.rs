@@ -59,9 +59,10 @@ pub const KIND_GRANT_REVOKE: &str = "grant.revoke";
 pub const KIND_GRANT_TRANSFER: &str = "grant.transfer";
 pub const KIND_GRANT_USE: &str = "grant.use";
 pub const KIND_ACCESS_LOG: &str = "access.log";
+pub const KIND_GRANT_USE_PRIVATE: &str = "grant.use_private";
 
 /// Every transaction kind this state machine knows.
-pub const KINDS: [&str; 20] = [
+pub const KINDS: [&str; 21] = [
     KIND_REGISTER,
     KIND_APPROVE,
     KIND_REJECT,
@@ -82,17 +83,26 @@ pub const KINDS: [&str; 20] = [
     KIND_GRANT_TRANSFER,
     KIND_GRANT_USE,
     KIND_ACCESS_LOG,
+    KIND_GRANT_USE_PRIVATE,
 ];
 
 type Outcome = std::result::Result<Applied, Rejection>;
 
 pub struct ExchangeMachine {
     genesis: Genesis,
+    /// The use circuit's verifier, from the genesis's verifying key (a
+    /// validated genesis always has one; the error is kept, not panicked on).
+    verifier: std::result::Result<liutong_zk::Verifier, String>,
 }
 
 impl ExchangeMachine {
     pub fn new(genesis: Genesis) -> Self {
-        ExchangeMachine { genesis }
+        let verifier = genesis
+            .zk
+            .verifying_key()
+            .map(|vk| liutong_zk::Verifier::new(&vk))
+            .map_err(|e| e.to_string());
+        ExchangeMachine { genesis, verifier }
     }
 
     /// The consortium's purpose vocabulary.
@@ -117,6 +127,11 @@ impl StateMachine for ExchangeMachine {
             CF_USES,
             CF_ACCESS_LOG,
             CF_ACCESS_INDEX,
+            crate::private::CF_ZK_TREE,
+            crate::private::CF_ZK_ROOTS,
+            crate::private::CF_ZK_BLOCK_ROOTS,
+            crate::private::CF_NULLIFIERS,
+            crate::private::CF_ZK_EXPIRY,
         ]
     }
 
@@ -137,6 +152,7 @@ impl StateMachine for ExchangeMachine {
             None,
         );
         put_party(state, &party);
+        crate::private::genesis_state(state);
         Ok(())
     }
 
@@ -184,6 +200,19 @@ impl StateMachine for ExchangeMachine {
             KIND_ACCESS_LOG => {
                 let chain = &self.genesis.chain_id;
                 access::log(decode(&t.kind, &t.body)?, &t.signer, chain, id, ctx, state)
+            }
+            KIND_GRANT_USE_PRIVATE => {
+                let verifier = self
+                    .verifier
+                    .as_ref()
+                    .map_err(|e| Rejection::new("zk.no_verifying_key", e.clone()))?;
+                let params = (
+                    verifier,
+                    self.genesis.zk.root_window,
+                    self.genesis.params.max_clock_skew_ms,
+                );
+                let chain = &self.genesis.chain_id;
+                crate::private::use_private(decode(&t.kind, &t.body)?, &t.signer, chain, params, ctx, state)
             }
             other => Err(Rejection::new(
                 "tx.unknown_kind",
@@ -539,6 +568,9 @@ pub fn describe_body(kind: &str, body: &[u8]) -> Option<serde_json::Value> {
         KIND_GRANT_TRANSFER => j::<grants::TransferGrant>(body),
         KIND_GRANT_USE => j::<grants::UseGrant>(body),
         KIND_ACCESS_LOG => borsh::from_slice::<access::LogAccess>(body).ok().map(|b| b.describe()),
+        KIND_GRANT_USE_PRIVATE => borsh::from_slice::<crate::private::UsePrivate>(body)
+            .ok()
+            .map(|b| crate::access::describe_request(&b.request)),
         _ => None,
     }
 }

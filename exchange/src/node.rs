@@ -155,7 +155,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         NodeRole::Orderer => home.genesis()?,
         NodeRole::Follower(url) => {
             let remote = Client::new(url)?.genesis().await?;
-            if home.has_genesis() {
+            let genesis = if home.has_genesis() {
                 let local = home.genesis()?;
                 if local.digest() != remote.digest() {
                     return Err(Error::BadGenesis(format!(
@@ -170,7 +170,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
             } else {
                 home.write_genesis(&remote)?;
                 remote
+            };
+            // The proving key comes with the genesis; its verifying key must
+            // be the genesis's, or it is not kept.
+            if !home.has_proving_key() {
+                let bytes = Client::new(url)?.bytes("/v1/zk/proving-key").await?;
+                let pk = liutong_zk::groth16::pk_from_bytes(&bytes)
+                    .map_err(|e| Error::BadGenesis(format!("{url} serves a bad proving key: {e}")))?;
+                if liutong_zk::groth16::vk_digest(&pk.vk) != genesis.zk.verifying_key_digest.0 {
+                    return Err(Error::BadGenesis(format!(
+                        "{url} serves a proving key for another verifying key than the genesis's"
+                    )));
+                }
+                home.write_proving_key(&bytes)?;
             }
+            genesis
         }
     };
     let ledger = {
@@ -226,6 +240,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         },
         stopping: shutdown.subscribe(),
         provider: provider.clone(),
+        home: home.clone(),
     });
     let _reaper = provider.map(|p| tokio::spawn(p.reap(state.clone())));
     let app = api::router(state);

@@ -91,6 +91,10 @@ pub struct QueryArgs {
     /// Largest result accepted, in MiB.
     #[arg(long, default_value_t = 1024)]
     pub max_result: u64,
+    /// Private mode (a grant requested with --private): prove the use with a
+    /// zero-knowledge proof and a one-time key instead of naming the grant.
+    #[arg(long)]
+    pub private: bool,
     #[command(flatten)]
     pub node: NodeArg,
 }
@@ -147,7 +151,7 @@ pub async fn query(home: &crate::home::Home, a: QueryArgs) -> Result<Output> {
     let client = Client::new(&a.node.node)?;
     let dataset: DatasetId = a.dataset.parse()?;
     let grant: crate::grants::GrantId = a.grant.parse()?;
-    let peer = Counterpart::find(home, &client, dataset, grant, a.version).await?;
+    let peer = Counterpart::find(home, &client, dataset, grant, a.version, a.private).await?;
     let got = run(&peer, grant, dataset, &a.sql, a.max_result.saturating_mul(1 << 20)).await?;
     let seconds = started.elapsed().as_secs_f64();
     let rendered = render(&got.batches, format)?;
@@ -233,21 +237,19 @@ pub async fn run(
         )
         .into());
     }
-    let signed = SignedRequest::sign(
-        DeliveryRequest {
-            chain_id: peer.chain_id.clone(),
-            grant,
-            dataset,
-            version: peer.version,
-            action: Action::Query,
-            nonce: rand::random(),
-            timestamp: now_ms(),
-            from_chunk: 0,
-            resumes: None,
-            query: Some(query_digest(sql)),
-        },
-        &peer.identity.signing,
-    );
+    let signed = peer.sign_request(DeliveryRequest {
+        chain_id: peer.chain_id.clone(),
+        grant,
+        dataset,
+        version: peer.version,
+        action: Action::Query,
+        nonce: rand::random(),
+        timestamp: now_ms(),
+        from_chunk: 0,
+        resumes: None,
+        query: Some(query_digest(sql)),
+        private: None,
+    })?;
     let digest = signed.digest();
     let call = QueryCall {
         request: signed,

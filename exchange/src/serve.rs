@@ -17,7 +17,7 @@ use crate::delivery::{
 };
 use crate::grants::{self, GrantId, UseGrant};
 use crate::home::{write_atomically, Home, Identity, SourceFile};
-use crate::machine::{CF_PARTIES, CF_PARTY_KEYS, KIND_ACCESS_LOG, KIND_GRANT_USE};
+use crate::machine::{CF_PARTIES, CF_PARTY_KEYS, KIND_ACCESS_LOG, KIND_GRANT_USE, KIND_GRANT_USE_PRIVATE};
 use crate::party::{KeyBinding, Party, PartyStatus};
 use crate::{Error, Result};
 use axum::body::Bytes;
@@ -25,6 +25,7 @@ use liutong_catalog::{file_chunk_hashes, Commitment, DatasetId};
 use liutong_core::stream::TAG_LEN;
 use liutong_core::{encode_canonical, now_ms, Canonical, Digest, Timestamp};
 use liutong_ledger::Ledger;
+use liutong_zk::FieldBytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -104,6 +105,8 @@ pub struct Provider {
     queries: QueryConfig,
     nonces: Mutex<NonceWindow>,
     pending: Mutex<HashMap<Digest, Pending>>,
+    /// Verifies private requests' proofs (the genesis's verifying key).
+    verifier: liutong_zk::Verifier,
     /// Frame buffers the connections are done with, for the next frames.
     frames: Arc<Mutex<Vec<Vec<u8>>>>,
 }
@@ -139,9 +142,11 @@ impl Provider {
     /// earlier run are loaded.
     pub fn open(home: Home, receipt_timeout: Duration, skew_ms: u64, queries: QueryConfig) -> Result<Provider> {
         let identity = home.identity()?;
+        let verifier = liutong_zk::Verifier::new(&home.genesis()?.zk.verifying_key()?);
         let provider = Provider {
             home,
             identity,
+            verifier,
             receipt_timeout,
             queries,
             nonces: Mutex::new(NonceWindow::new(skew_ms)),
@@ -285,7 +290,12 @@ impl Provider {
             )
             .into());
         }
-        let Checked { grant, holder, version } = self.check(app, &signed, now)?;
+        let Checked {
+            use_of,
+            recipient,
+            version,
+            ..
+        } = self.check(app, &signed, now)?;
         let store = app.ledger.store();
         let commitment = version.description.commitment.clone();
         if r.from_chunk > commitment.chunks() {
@@ -332,12 +342,12 @@ impl Provider {
         // The stream's keys before the use is counted: a key HPKE refuses
         // must not cost the consumer a use.
         let request = signed.digest();
-        let (sealer, encapped) = liutong_core::stream::Sealer::new(&holder.profile.encryption_key, &request)?;
+        let (sealer, encapped) = liutong_core::stream::Sealer::new(&recipient, &request)?;
         let active = match resumed {
             Some(a) => a,
             None => {
                 let p = Pending::new(signed.clone(), now, None);
-                self.count_use(app, p, grant.id).await?
+                self.count_use(app, p, use_of).await?
             }
         };
         let header = SignedHeader::sign(
@@ -365,6 +375,9 @@ impl Provider {
     /// this node serves the grant, the holder signed with its current key,
     /// the grant allows the use now, the nonce is fresh, the version exists.
     fn check(&self, app: &Arc<AppState>, signed: &SignedRequest, now: Timestamp) -> Result<Checked> {
+        if signed.request.private.is_some() {
+            return self.check_private(app, signed, now);
+        }
         let (ledger, chain_id) = (&app.ledger, app.genesis.chain_id.as_str());
         let r = &signed.request;
         let store = ledger.store();
@@ -402,16 +415,96 @@ impl Provider {
         authorize(signed, chain_id, &grant, holder_key, versions, now)?;
         lock(&self.nonces).admit(signed.signer, r.nonce, r.timestamp, now)?;
         let version = crate::datasets::version(store, &r.dataset, r.version)?;
-        Ok(Checked { grant, holder, version })
+        Ok(Checked {
+            use_of: UseOf::Grant(grant.id),
+            recipient: holder.profile.encryption_key,
+            terms: grant.terms,
+            mask_salt: grant.id.0.to_vec(),
+            version,
+        })
+    }
+
+    /// The checks of a private request: this node serves the dataset, the
+    /// request is for this chain and a version that exists, signed by its
+    /// one-time key with a fresh nonce, and its claim holds on this node's
+    /// copy of the ledger (time, root window, unspent nullifier, proof).
+    fn check_private(&self, app: &Arc<AppState>, signed: &SignedRequest, now: Timestamp) -> Result<Checked> {
+        let (ledger, genesis) = (&app.ledger, &app.genesis);
+        let r = &signed.request;
+        let store = ledger.store();
+        let claim = r.private.as_ref().expect("private requests only");
+        let dataset = match crate::datasets::dataset(store, &r.dataset) {
+            Ok(d) => d,
+            Err(Error::Ledger(liutong_ledger::Error::NotFound(_))) => {
+                return Err(Refusal::new("delivery.unknown_dataset", format!("no dataset {}", r.dataset)).into())
+            }
+            Err(e) => return Err(e),
+        };
+        let me = self.identity.signing.public_key();
+        let mine = read_binding(ledger, me.as_bytes())?;
+        if mine.as_ref().map(|b| (&b.party, b.current)) != Some((&dataset.provider, true)) {
+            return Err(Refusal::new(
+                "delivery.not_here",
+                format!(
+                    "dataset {} is served by its provider {}'s node",
+                    r.dataset, dataset.provider
+                ),
+            )
+            .into());
+        }
+        signed.verify()?;
+        if r.chain_id != genesis.chain_id {
+            return Err(Refusal::new(
+                "delivery.wrong_chain",
+                format!(
+                    "the request is for chain {:?}, this is {:?}",
+                    r.chain_id, genesis.chain_id
+                ),
+            )
+            .into());
+        }
+        if r.version == 0 || r.version > dataset.version {
+            return Err(Refusal::new(
+                "delivery.unknown_version",
+                format!("dataset {} has versions 1 to {}", r.dataset, dataset.version),
+            )
+            .into());
+        }
+        let height = ledger.height() + 1;
+        let get = |cf: &'static str, k: &[u8]| {
+            store
+                .get(cf, k)
+                .map_err(|e| liutong_ledger::Rejection::new(e.code(), e.to_string()))
+        };
+        crate::private::check_private(
+            signed,
+            &self.verifier,
+            now,
+            height,
+            genesis.zk.root_window,
+            genesis.params.max_clock_skew_ms,
+            &get,
+        )
+        .map_err(|r| Error::from(Refusal::new(crate::private::static_code(&r.code), r.message)))?;
+        lock(&self.nonces).admit(signed.signer, r.nonce, r.timestamp, now)?;
+        let version = crate::datasets::version(store, &r.dataset, r.version)?;
+        Ok(Checked {
+            use_of: UseOf::Private,
+            recipient: claim.encryption_key,
+            terms: claim.terms.to_terms(),
+            mask_salt: FieldBytes::of(&claim.terms.digest()).0.to_vec(),
+            version,
+        })
     }
 
     /// Opens delivery `p` and counts its use on the ledger. The open
     /// delivery is on disk before the use is submitted, so a counted use is
     /// always logged, even if this node stops or the request is cancelled
     /// while the block is made.
-    async fn count_use(self: &Arc<Self>, app: &Arc<AppState>, p: Pending, grant: GrantId) -> Result<Active> {
+    async fn count_use(self: &Arc<Self>, app: &Arc<AppState>, p: Pending, use_of: UseOf) -> Result<Active> {
         let request = p.first.digest();
         let action = p.first.request.action;
+        let first = p.first.clone();
         {
             let mut pending = lock(&self.pending);
             self.save(&p)?;
@@ -422,8 +515,18 @@ impl Provider {
             delivery: request,
             served_to: 0,
         };
-        let body = UseGrant { grant, action, request };
-        let tx = crate::client::sign_tx(&app.genesis.chain_id, KIND_GRANT_USE, &body, &self.identity.signing);
+        let (chain, key) = (&app.genesis.chain_id, &self.identity.signing);
+        let tx = match use_of {
+            UseOf::Grant(grant) => {
+                crate::client::sign_tx(chain, KIND_GRANT_USE, &UseGrant { grant, action, request }, key)
+            }
+            UseOf::Private => crate::client::sign_tx(
+                chain,
+                KIND_GRANT_USE_PRIVATE,
+                &crate::private::UsePrivate { request: first },
+                key,
+            ),
+        };
         let app2 = app.clone();
         match tokio::spawn(async move { submit_own(&app2, tx.canonical_bytes()).await }).await {
             Ok(Ok(_)) => Ok(active),
@@ -620,10 +723,25 @@ impl Provider {
     }
 }
 
+/// What a use is counted on.
+#[derive(Clone, Copy, Debug)]
+enum UseOf {
+    Grant(GrantId),
+    /// A private use: its proof and nullifier.
+    Private,
+}
+
 /// What [`Provider::check`] found.
 struct Checked {
-    grant: crate::grants::GrantRecord,
-    holder: Party,
+    use_of: UseOf,
+    /// Whom the stream is sealed to: the holder's registered key, or a
+    /// private request's one-time key.
+    recipient: liutong_core::EncryptionPublicKey,
+    /// The terms a query runs under.
+    terms: liutong_policies::Terms,
+    /// What the hash masks' salt is derived from (one per grant, or per
+    /// dataset and terms for private uses).
+    mask_salt: Vec<u8>,
     version: crate::datasets::DatasetVersion,
 }
 

@@ -47,8 +47,16 @@ pub const ACTION_BITS: u8 = 2;
 /// Number of public inputs.
 pub const PUBLIC_INPUTS: usize = 8;
 /// Names of the public inputs, in order.
-pub const PUBLIC_NAMES: [&str; PUBLIC_INPUTS] =
-    ["root", "dataset", "action", "time", "request", "nullifier", "escrow_tag", "terms"];
+pub const PUBLIC_NAMES: [&str; PUBLIC_INPUTS] = [
+    "root",
+    "dataset",
+    "action",
+    "time",
+    "request",
+    "nullifier",
+    "escrow_tag",
+    "terms",
+];
 
 /// The grant's fields that its commitment binds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,10 +80,14 @@ impl GrantFields {
     /// Checks the ranges the circuit relies on.
     pub fn validate(&self) -> Result<()> {
         if self.actions == 0 || self.actions >= 1 << ACTION_BITS {
-            return Err(Error::Unprovable("actions are bit 0 (download) and bit 1 (query)".into()));
+            return Err(Error::Unprovable(
+                "actions are bit 0 (download) and bit 1 (query)".into(),
+            ));
         }
         if self.max_uses > MAX_USES {
-            return Err(Error::Unprovable(format!("a private grant allows at most {MAX_USES} uses")));
+            return Err(Error::Unprovable(format!(
+                "a private grant allows at most {MAX_USES} uses"
+            )));
         }
         if self.not_after >= 1 << (TIME_BITS - 1) {
             return Err(Error::Unprovable("the validity end is too far in the future".into()));
@@ -175,7 +187,9 @@ impl UseWitness {
         self.grant.validate()?;
         let g = &self.grant;
         if secret_hash(&self.secret) != g.secret_hash {
-            return Err(Error::Unprovable("the secret does not match the grant's secret hash".into()));
+            return Err(Error::Unprovable(
+                "the secret does not match the grant's secret hash".into(),
+            ));
         }
         if self.path.siblings.len() != DEPTH {
             return Err(Error::Unprovable(format!("a path has {DEPTH} siblings")));
@@ -184,7 +198,9 @@ impl UseWitness {
             return Err(Error::Unprovable("the grant is not in the tree at this root".into()));
         }
         if g.dataset != s.dataset || g.terms != s.terms {
-            return Err(Error::Unprovable("the grant is for another dataset or other terms".into()));
+            return Err(Error::Unprovable(
+                "the grant is for another dataset or other terms".into(),
+            ));
         }
         if s.action >= ACTION_BITS || g.actions >> s.action & 1 == 0 {
             return Err(Error::Unprovable("the grant does not allow this action".into()));
@@ -200,7 +216,9 @@ impl UseWitness {
             )));
         }
         if *s != self.statement(s.action, s.time, s.request) {
-            return Err(Error::Unprovable("the nullifier or escrow tag is not this use's".into()));
+            return Err(Error::Unprovable(
+                "the nullifier or escrow tag is not this use's".into(),
+            ));
         }
         Ok(())
     }

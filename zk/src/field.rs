@@ -31,8 +31,7 @@ impl FieldBytes {
     }
 
     pub fn from_hex(what: &str, text: &str) -> Result<FieldBytes> {
-        let bytes = hex::decode(text.trim())
-            .map_err(|e| Error::BadField(format!("{what}: not hex: {e}")))?;
+        let bytes = hex::decode(text.trim()).map_err(|e| Error::BadField(format!("{what}: not hex: {e}")))?;
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| Error::BadField(format!("{what}: a field element is 32 bytes")))?;

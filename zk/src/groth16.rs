@@ -87,7 +87,12 @@ impl Prover {
 
     /// A proof of `statement` with `witness`, checked natively first so a
     /// use that cannot be proven gets its reason.
-    pub fn prove<R: RngCore + CryptoRng>(&self, statement: &Statement, witness: &UseWitness, rng: &mut R) -> Result<UseProof> {
+    pub fn prove<R: RngCore + CryptoRng>(
+        &self,
+        statement: &Statement,
+        witness: &UseWitness,
+        rng: &mut R,
+    ) -> Result<UseProof> {
         witness.check(statement)?;
         let cs = ConstraintSystem::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
@@ -189,7 +194,13 @@ pub fn pk_bytes(pk: &ProvingKey<Bn254>) -> Vec<u8> {
 pub fn pk_from_bytes(bytes: &[u8]) -> Result<ProvingKey<Bn254>> {
     let pk = ProvingKey::<Bn254>::deserialize_uncompressed_unchecked(bytes)
         .map_err(|e| Error::MalformedKey(e.to_string()))?;
-    let on_curve = pk.a_query.iter().chain(&pk.b_g1_query).chain(&pk.h_query).chain(&pk.l_query).all(|p| p.is_on_curve())
+    let on_curve = pk
+        .a_query
+        .iter()
+        .chain(&pk.b_g1_query)
+        .chain(&pk.h_query)
+        .chain(&pk.l_query)
+        .all(|p| p.is_on_curve())
         && pk.b_g2_query.iter().all(|p| p.is_on_curve());
     if !on_curve {
         return Err(Error::MalformedKey("a proving-key point is not on the curve".into()));
@@ -237,7 +248,11 @@ impl Verifier {
     /// one Miller loop per proof plus three and one final exponentiation.
     /// A false proof passes with probability about 2^-128. On failure the
     /// proofs are checked one by one to name the first bad one.
-    pub fn verify_batch<R: RngCore + CryptoRng>(&self, items: &[(Statement, UseProof)], rng: &mut R) -> Result<(), (usize, Error)> {
+    pub fn verify_batch<R: RngCore + CryptoRng>(
+        &self,
+        items: &[(Statement, UseProof)],
+        rng: &mut R,
+    ) -> Result<(), (usize, Error)> {
         if items.is_empty() {
             return Ok(());
         }

@@ -23,7 +23,7 @@ pub mod tree;
 pub use ark_bn254::{Bn254, Fr};
 pub use circuit::{GrantFields, Statement, UseCircuit, UseWitness};
 pub use field::FieldBytes;
-pub use groth16::{setup, Prover, UseProof, Verifier, VerifyingKey};
+pub use groth16::{setup, Prover, Shape, UseProof, Verifier, VerifyingKey};
 pub use tree::{MerklePath, DEPTH};
 
 /// What can go wrong in this crate; each with a stable code.

@@ -46,7 +46,17 @@ impl ConstraintSynthesizer<Fr> for NaiveCircuit {
         let max = witness(Fr::from(g.max_uses))?;
         let secret_hash = hash_var(cs.clone(), std::slice::from_ref(&secret))?;
         let scope = hash_var(cs.clone(), &[dataset, terms])?;
-        let leaf = hash_var(cs.clone(), &[scope, number(&actions), end.clone(), max.clone(), secret_hash, salt.clone()])?;
+        let leaf = hash_var(
+            cs.clone(),
+            &[
+                scope,
+                number(&actions),
+                end.clone(),
+                max.clone(),
+                secret_hash,
+                salt.clone(),
+            ],
+        )?;
         let mut cur = leaf.clone();
         for level in 0..DEPTH {
             let bit = Boolean::new_witness(cs.clone(), || Ok(w.path.index >> level & 1 == 1))?;
@@ -72,4 +82,28 @@ impl ConstraintSynthesizer<Fr> for NaiveCircuit {
         hash_var(cs.clone(), &[leaf, k, r])?.enforce_equal(&tag)?;
         Ok(())
     }
+}
+
+/// The naive circuit's commitment of the witness's grant.
+pub fn commitment(w: &UseWitness) -> Fr {
+    use crate::poseidon::hash;
+    let g = &w.grant;
+    let scope = hash(&[g.dataset, g.terms]);
+    hash(&[
+        scope,
+        Fr::from(u64::from(g.actions)),
+        Fr::from(g.not_after),
+        Fr::from(g.max_uses),
+        g.secret_hash,
+        g.salt,
+    ])
+}
+
+/// The statement the naive circuit proves for `w` (its own leaf, path root and tag).
+pub fn statement(w: &UseWitness, action: u8, time: u64, request: Fr) -> Statement {
+    let c = commitment(w);
+    let mut s = w.statement(action, time, request);
+    s.root = w.path.root(c);
+    s.escrow_tag = crate::circuit::escrow_tag(&c, w.k, &w.escrow_randomness);
+    s
 }

@@ -50,14 +50,20 @@ pub fn config(n: usize) -> &'static PoseidonConfig<Fr> {
 
 /// circomlib's `Poseidon(n)` of `inputs`, natively.
 pub fn hash(inputs: &[Fr]) -> Fr {
-    assert!((1..=MAX_INPUTS).contains(&inputs.len()), "Poseidon takes 1 to {MAX_INPUTS} inputs");
+    assert!(
+        (1..=MAX_INPUTS).contains(&inputs.len()),
+        "Poseidon takes 1 to {MAX_INPUTS} inputs"
+    );
     let mut h = Poseidon::<Fr>::new_circom(inputs.len()).expect("widths 2 to 13 exist");
     h.hash(inputs).expect("the input count matches the width")
 }
 
 /// circomlib's `Poseidon(n)` of `inputs`, as constraints.
 pub fn hash_var(cs: ConstraintSystemRef<Fr>, inputs: &[FpVar<Fr>]) -> Result<FpVar<Fr>, SynthesisError> {
-    assert!((1..=MAX_INPUTS).contains(&inputs.len()), "Poseidon takes 1 to {MAX_INPUTS} inputs");
+    assert!(
+        (1..=MAX_INPUTS).contains(&inputs.len()),
+        "Poseidon takes 1 to {MAX_INPUTS} inputs"
+    );
     let mut sponge = PoseidonSpongeVar::new(cs, config(inputs.len()));
     sponge.absorb(&inputs.to_vec())?;
     // Squeezing permutes the absorbed state once; circomlib's output is the

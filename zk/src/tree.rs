@@ -46,7 +46,11 @@ pub fn set_leaf<S: NodeStore>(store: &mut S, index: u64, leaf: Fr) -> Result<Fr,
     store.set_node(0, i, cur);
     for level in 0..DEPTH {
         let sibling = at(store, level, i ^ 1)?;
-        cur = if i & 1 == 0 { hash(&[cur, sibling]) } else { hash(&[sibling, cur]) };
+        cur = if i & 1 == 0 {
+            hash(&[cur, sibling])
+        } else {
+            hash(&[sibling, cur])
+        };
         i >>= 1;
         store.set_node(level + 1, i, cur);
     }
@@ -154,7 +158,12 @@ mod tests {
     fn paths_lead_to_the_root() {
         let mut t = MemoryTree::default();
         assert_eq!(t.root(), empty(DEPTH));
-        let leaves: Vec<(u64, Fr)> = vec![(0, Fr::from(7)), (1, Fr::from(8)), (5, Fr::from(9)), (CAPACITY - 1, Fr::from(10))];
+        let leaves: Vec<(u64, Fr)> = vec![
+            (0, Fr::from(7)),
+            (1, Fr::from(8)),
+            (5, Fr::from(9)),
+            (CAPACITY - 1, Fr::from(10)),
+        ];
         for (i, l) in &leaves {
             t.set(*i, *l);
         }

@@ -49,9 +49,12 @@ fn statement(w: &UseWitness) -> Statement {
 
 fn satisfied(s: Statement, w: UseWitness) -> bool {
     let cs = ConstraintSystem::<Fr>::new_ref();
-    UseCircuit { statement: s, witness: w }
-        .generate_constraints(cs.clone())
-        .expect("synthesis");
+    UseCircuit {
+        statement: s,
+        witness: w,
+    }
+    .generate_constraints(cs.clone())
+    .expect("synthesis");
     cs.is_satisfied().expect("checkable")
 }
 
@@ -97,7 +100,10 @@ fn tampered_public_inputs_and_forged_proofs_are_refused() {
         ("another dataset", Box::new(|s| s.dataset += Fr::one())),
         ("another action", Box::new(|s| s.action = 0)),
         ("another time", Box::new(|s| s.time += 1)),
-        ("another request digest", Box::new(|s| s.request = field::reduce(&[8u8; 32]))),
+        (
+            "another request digest",
+            Box::new(|s| s.request = field::reduce(&[8u8; 32])),
+        ),
         ("nullifier", Box::new(|s| s.nullifier += Fr::one())),
         ("escrow tag", Box::new(|s| s.escrow_tag += Fr::one())),
         ("terms", Box::new(|s| s.terms += Fr::one())),
@@ -130,7 +136,13 @@ fn malformed_proof_bytes_are_refused() {
     let s = statement(&w);
     let bytes = p.prove(&s, &w, &mut rand::rngs::OsRng).expect("prove").to_bytes();
     assert_eq!(bytes.len(), groth16::PROOF_BYTES);
-    for bad in [vec![], bytes[..127].to_vec(), [bytes.clone(), vec![0]].concat(), vec![0xff; 128], vec![0; 128]] {
+    for bad in [
+        vec![],
+        bytes[..127].to_vec(),
+        [bytes.clone(), vec![0]].concat(),
+        vec![0xff; 128],
+        vec![0; 128],
+    ] {
         let e = UseProof::from_bytes(&bad).expect_err("malformed");
         assert_eq!(e.code(), "zk.malformed_proof");
     }
@@ -152,7 +164,10 @@ fn what_the_circuit_forbids_cannot_be_proven() {
     // Past max uses.
     let w = witness(2);
     let s = statement(&w);
-    assert_eq!(p.prove(&s, &w, &mut rng).map_err(|e| e.code()).err(), Some("zk.unprovable"));
+    assert_eq!(
+        p.prove(&s, &w, &mut rng).map_err(|e| e.code()).err(),
+        Some("zk.unprovable")
+    );
     assert!(!satisfied(s, w), "k = max_uses");
     // Expired.
     let w = witness(0);
@@ -207,11 +222,21 @@ fn snarkjs_json_has_snarkjs_shapes() {
     // If snarkjs is installed, it must accept the proof.
     if let Ok(bin) = std::env::var("LIUTONG_SNARKJS") {
         let dir = tempfile::tempdir().expect("tmp");
-        for (name, v) in [("verification_key.json", &vk), ("proof.json", &pj), ("public.json", &public)] {
+        for (name, v) in [
+            ("verification_key.json", &vk),
+            ("proof.json", &pj),
+            ("public.json", &public),
+        ] {
             std::fs::write(dir.path().join(name), v.to_string()).expect("write");
         }
         let out = std::process::Command::new(bin)
-            .args(["groth16", "verify", "verification_key.json", "public.json", "proof.json"])
+            .args([
+                "groth16",
+                "verify",
+                "verification_key.json",
+                "public.json",
+                "proof.json",
+            ])
             .current_dir(dir.path())
             .output()
             .expect("snarkjs runs");

@@ -81,7 +81,13 @@ impl Provider {
             )
             .into());
         }
-        let Checked { grant, holder, version } = self.check(app, &signed, now)?;
+        let Checked {
+            use_of,
+            recipient,
+            terms,
+            mask_salt,
+            version,
+        } = self.check(app, &signed, now)?;
         let description = &version.description;
         let shape = match (&description.kind, &description.table) {
             (DatasetKind::Table, Some(shape)) => shape,
@@ -112,13 +118,13 @@ impl Provider {
         let salt = sha256_parts(&[
             b"liutong/mask-salt/v1\0",
             self.identity.signing.secret_hex().as_bytes(),
-            &grant.id.0,
+            &mask_salt,
         ]);
         let limits = QueryLimits {
             memory_bytes: self.queries.memory_bytes,
             ..QueryLimits::default()
         };
-        let session = PolicySession::new(&name, table, &grant.terms, salt.0, limits).map_err(Refusal::from)?;
+        let session = PolicySession::new(&name, table, &terms, salt.0, limits).map_err(Refusal::from)?;
         let config = self.queries;
         let run = async {
             let planned = session.plan(&sql).await.map_err(Refusal::from)?;
@@ -136,7 +142,7 @@ impl Provider {
         })??;
         // Keys before the use is counted: a key HPKE refuses costs no use.
         let request = signed.digest();
-        let (sealer, encapped) = liutong_core::stream::Sealer::new(&holder.profile.encryption_key, &request)?;
+        let (sealer, encapped) = liutong_core::stream::Sealer::new(&recipient, &request)?;
         let info = ResultHeader {
             result: sha256(&ipc),
             rows,
@@ -152,7 +158,7 @@ impl Provider {
             }),
         );
         p.bytes = ipc.len() as u64;
-        let active = self.count_use(app, p, grant.id).await?;
+        let active = self.count_use(app, p, use_of).await?;
         let header = SignedHeader::sign(
             DeliveryHeader {
                 request,

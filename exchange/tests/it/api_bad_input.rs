@@ -335,6 +335,9 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/queries",
         "/v1/access-log",
         "/v1/access-log/{request}",
+        "/v1/zk/paths/{leaf}",
+        "/v1/zk/nullifiers/{nullifier}",
+        "/v1/zk/proving-key",
         "/v1/openapi.json",
     ];
     assert_eq!(documented, served.into_iter().collect());

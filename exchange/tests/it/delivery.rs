@@ -429,6 +429,7 @@ async fn deliveries_between_processes_verify_log_and_survive_faults() {
                 from_chunk: 0,
                 resumes,
                 query: None,
+                private: None,
             },
             &consumer.signing,
         )
@@ -580,7 +581,7 @@ async fn malformed_requests_and_receipts_get_codes() {
     };
     let (s, j) = post("/v1/deliveries", b"junk".to_vec()).await;
     assert_eq!((s, j["code"].as_str()), (400, Some("delivery.malformed")), "{j}");
-    let (s, j) = post("/v1/deliveries", vec![0u8; 5000]).await;
+    let (s, j) = post("/v1/deliveries", vec![0u8; 20_000]).await;
     assert_eq!((s, j["code"].as_str()), (413, Some("request.too_large")), "{j}");
     let (s, j) = post("/v1/deliveries/receipts", b"junk".to_vec()).await;
     assert_eq!((s, j["code"].as_str()), (400, Some("receipt.malformed")), "{j}");
@@ -599,6 +600,7 @@ async fn malformed_requests_and_receipts_get_codes() {
             from_chunk: 0,
             resumes: None,
             query: None,
+            private: None,
         },
         &consumer.signing,
     );
@@ -865,6 +867,7 @@ async fn meddler(
                                             timestamp: now_ms(),
                                             resumes: None,
                                             query: None,
+                                            private: None,
                                             from_chunk: 0,
                                             ..first.request.clone()
                                         },
@@ -974,4 +977,343 @@ async fn reordered_duplicated_spliced_and_truncated_frames_never_pass() {
     assert_eq!(std::fs::read(w.path("t.bin")).expect("out"), source);
     let log = w.log(&grant).await;
     assert!(log.iter().any(|e| e["outcome"] == "acknowledged"), "{log:?}");
+}
+
+/// Private mode end to end between processes: a private grant's uses are
+/// proven, counted by nullifiers, logged without grant or consumer, refused
+/// past max uses, on replay, with forged or mismatched proofs, and after
+/// revocation; the auditor opens an entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_uses_are_proven_spent_once_and_opened_by_the_auditor() {
+    use liutong_exchange::private::{FieldHex, PrivateUse};
+    let w = world().await;
+    // A licensed auditor.
+    let auditor = Home::new(w.dir.join("auditor"));
+    let aid = auditor.create_identity().expect("keys");
+    auditor
+        .write_genesis(&w.net.client.genesis().await.expect("genesis"))
+        .expect("genesis");
+    let body = RegisterParty {
+        legal_name: "Member 9".into(),
+        credit_code: code(9),
+        contact: "audit@example.com".into(),
+        roles: vec![Role::Auditor],
+        encryption_key: aid.encryption.public_key(),
+        endpoint: "http://127.0.0.1:9".into(),
+    };
+    w.net
+        .client
+        .submit_bytes(&sign_tx(&w.net.chain, KIND_REGISTER, &body, &aid.signing).canonical_bytes())
+        .await
+        .expect("registers");
+    w.net
+        .client
+        .submit_bytes(&standing(&w.net, KIND_APPROVE, &w.net.operator.signing, &code(9)))
+        .await
+        .expect("approves");
+
+    // A private grant of 2 uses.
+    let (ok, j) = liutong_async(
+        w.consumer.dir().to_path_buf(),
+        [
+            "grant",
+            "request",
+            &w.dataset,
+            "--offer",
+            "1",
+            "--purpose",
+            "trade-finance",
+            "--max-uses",
+            "2",
+            "--days",
+            "1",
+            "--private",
+            "--node",
+            &w.net.node.url,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(ok, "{j}");
+    let grant = j["grant"]["id"].as_str().expect("id").to_string();
+    assert!(j["grant"]["private"]["leaf"].is_u64(), "{j}");
+    w.synced().await;
+
+    // Use 1: proven, served, logged with a nullifier and no grant or consumer.
+    let (ok, j) = w.fetch(&w.consumer, &grant, "p1.bin", &["--private"]).await;
+    assert!(ok, "{j}");
+    assert_eq!(
+        std::fs::read(w.path("p1.bin")).expect("out"),
+        std::fs::read(&w.source).expect("src")
+    );
+    let entry = j["access_log"].clone();
+    assert!(entry["grant"].is_null() && entry["consumer"].is_null(), "{entry}");
+    assert_eq!(entry["outcome"], "acknowledged", "{entry}");
+    let nullifier = entry["private"]["nullifier"].as_str().expect("nullifier").to_string();
+    assert_eq!(entry["private"]["public_inputs"].as_array().map(Vec::len), Some(8));
+    assert_eq!(w.uses(&grant).await, 0, "a private use is not counted on the grant");
+    assert!(w.log(&grant).await.is_empty(), "nor listed under it");
+    let (status, _) = get_raw(&w.net, &format!("/v1/zk/nullifiers/{nullifier}")).await;
+    assert_eq!(status, 200);
+
+    // Requests made by hand, to send what the CLI never would.
+    let client = liutong_exchange::client::Client::new(&w.net.node.url).expect("client");
+    let record = client.grant(&grant.parse().expect("id")).await.expect("grant").grant;
+    let private = PrivateUse::prepare(&w.consumer, &client, &record)
+        .await
+        .expect("prepares");
+    assert_eq!(private.witness.k, 1, "the next unspent use");
+    let one_time = liutong_exchange::home::Identity::generate();
+    let draft = |nonce: u64, action| DeliveryRequest {
+        chain_id: w.net.chain.clone(),
+        grant: liutong_exchange::grants::GrantId::PRIVATE,
+        dataset: w.dataset.parse().expect("id"),
+        version: 1,
+        action,
+        nonce,
+        timestamp: now_ms(),
+        from_chunk: 0,
+        resumes: None,
+        query: None,
+        private: None,
+    };
+    let sign = |nonce: u64| {
+        private
+            .sign(
+                draft(nonce, Action::Download),
+                &one_time.signing,
+                one_time.encryption.public_key(),
+            )
+            .expect("proves")
+    };
+    let code_of = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let j: serde_json::Value = r.json().await.unwrap_or_default();
+        (status, j["code"].as_str().unwrap_or_default().to_string())
+    };
+    let post = |bytes: Vec<u8>| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/deliveries", w.proxy.url))
+            .body(bytes)
+            .send()
+    };
+    let good = sign(1);
+    // Another request under this proof: the proof is bound to its request.
+    let mut other = sign(2);
+    other.proof = good.proof.clone();
+    assert_eq!(
+        code_of(post(other.to_bytes()).await.expect("answers")).await.1,
+        "zk.invalid_proof"
+    );
+    // Another action than proven (re-signed, the proof kept).
+    let mut req = good.request.clone();
+    req.action = Action::Query;
+    req.nonce = 3;
+    let mut forged = SignedRequest::sign(req, &one_time.signing);
+    forged.proof = good.proof.clone();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/deliveries", w.proxy.url))
+        .body(forged.to_bytes())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(code_of(r).await.1, "delivery.wrong_action");
+    // Tampered public inputs: another nullifier, another root, a stale time.
+    let tamper = |nonce: u64, f: &dyn Fn(&mut liutong_exchange::private::PrivateClaim)| {
+        let mut req = good.request.clone();
+        req.nonce = nonce;
+        f(req.private.as_mut().expect("claim"));
+        let mut s = SignedRequest::sign(req, &one_time.signing);
+        s.proof = good.proof.clone();
+        s.to_bytes()
+    };
+    let random = || FieldHex::of(&liutong_zk::field::random());
+    for (nonce, want, f) in [
+        (
+            4,
+            "zk.invalid_proof",
+            &(|c: &mut liutong_exchange::private::PrivateClaim| c.nullifier = random()) as &dyn Fn(&mut _),
+        ),
+        (
+            5,
+            "zk.unknown_root",
+            &|c: &mut liutong_exchange::private::PrivateClaim| c.root = random(),
+        ),
+        (6, "zk.bad_time", &|c: &mut liutong_exchange::private::PrivateClaim| {
+            c.time -= 86_400
+        }),
+        (
+            7,
+            "zk.invalid_proof",
+            &|c: &mut liutong_exchange::private::PrivateClaim| c.terms.row_cap = Some(1),
+        ),
+    ] {
+        assert_eq!(
+            code_of(post(tamper(nonce, f)).await.expect("answers")).await.1,
+            want,
+            "nonce {nonce}"
+        );
+    }
+    // Malformed and forged proof bytes.
+    for (nonce, proof, want) in [
+        (8, vec![1u8, 2, 3], "zk.malformed_proof"),
+        (9, vec![0u8; 128], "zk.malformed_proof"),
+        (10, Vec::new(), "zk.malformed_proof"),
+    ] {
+        let mut s = SignedRequest::sign(
+            {
+                let mut r = good.request.clone();
+                r.nonce = nonce;
+                r
+            },
+            &one_time.signing,
+        );
+        s.proof = Some(proof);
+        assert_eq!(code_of(post(s.to_bytes()).await.expect("answers")).await.1, want);
+    }
+    // A replayed nullifier: use 1's proof made again by hand.
+    let mut replay = PrivateUse::prepare(&w.consumer, &client, &record)
+        .await
+        .expect("prepares");
+    replay.witness.k = 0;
+    let again = replay
+        .sign(
+            draft(11, Action::Download),
+            &one_time.signing,
+            one_time.encryption.public_key(),
+        )
+        .expect("proves");
+    assert_eq!(
+        code_of(post(again.to_bytes()).await.expect("answers")).await.1,
+        "zk.nullifier_spent"
+    );
+
+    // Use 2 (the CLI), then nothing: max uses.
+    let (ok, j) = w.fetch(&w.consumer, &grant, "p2.bin", &["--private"]).await;
+    assert!(ok, "{j}");
+    let (ok, j) = w.fetch(&w.consumer, &grant, "p3.bin", &["--private"]).await;
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "use.exhausted", "{j}");
+
+    // The auditor opens use 1; nobody else can.
+    let request = entry["request"].as_str().expect("request").to_string();
+    let (ok, j) = liutong(auditor.dir(), &["audit", "open", &request, "--node", &w.net.node.url]);
+    assert!(ok, "{j}");
+    assert_eq!(j["grant"], grant.as_str());
+    assert_eq!(j["use_index"], 0);
+    assert_eq!(j["holder"], code(CONSUMER));
+    let (ok, _) = liutong(
+        w.consumer.dir(),
+        &["audit", "open", &request, "--node", &w.net.node.url],
+    );
+    assert!(!ok, "only auditors open entries");
+    let snark = w.path("snarkjs");
+    let (ok, j) = liutong(
+        auditor.dir(),
+        &[
+            "zk",
+            "export",
+            "--snarkjs",
+            snark.to_str().expect("utf-8"),
+            "--entry",
+            &request,
+            "--node",
+            &w.net.node.url,
+        ],
+    );
+    assert!(ok, "{j}");
+    for f in ["verification_key.json", "proof.json", "public.json"] {
+        assert!(snark.join(f).exists(), "{f}");
+    }
+    if let Ok(bin) = std::env::var("LIUTONG_SNARKJS") {
+        let out = std::process::Command::new(bin)
+            .args([
+                "groth16",
+                "verify",
+                "verification_key.json",
+                "public.json",
+                "proof.json",
+            ])
+            .current_dir(&snark)
+            .output()
+            .expect("snarkjs runs");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("OK"), "{out:?}");
+    }
+
+    // Revocation zeroes the leaf: a new private grant, revoked, is no longer provable.
+    let (ok, j) = liutong_async(
+        w.consumer.dir().to_path_buf(),
+        [
+            "grant",
+            "request",
+            &w.dataset,
+            "--offer",
+            "1",
+            "--purpose",
+            "trade-finance",
+            "--max-uses",
+            "2",
+            "--days",
+            "1",
+            "--private",
+            "--node",
+            &w.net.node.url,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(ok, "{j}");
+    let revoked = j["grant"]["id"].as_str().expect("id").to_string();
+    w.synced().await;
+    let record = client.grant(&revoked.parse().expect("id")).await.expect("grant").grant;
+    let before = PrivateUse::prepare(&w.consumer, &client, &record)
+        .await
+        .expect("prepares");
+    let (ok, j) = liutong(
+        w.provider_home.dir(),
+        &[
+            "grant",
+            "revoke",
+            &revoked,
+            "--reason",
+            "contract ended",
+            "--node",
+            &w.net.node.url,
+        ],
+    );
+    assert!(ok, "{j}");
+    w.synced().await;
+    let e = PrivateUse::prepare(&w.consumer, &client, &record)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(e.code(), "zk.not_in_tree");
+    // A proof at the root from before the revocation holds only within the
+    // root window; past it the root is stale.
+    let window = w.net.client.genesis().await.expect("genesis").zk.root_window;
+    for i in 0..window {
+        w.net
+            .client
+            .submit_bytes(&notarize(
+                &w.net,
+                &w.net.operator.signing,
+                format!("tick {i}").as_bytes(),
+            ))
+            .await
+            .expect("notarizes");
+    }
+    w.synced().await;
+    let stale = before
+        .sign(
+            draft(12, Action::Download),
+            &one_time.signing,
+            one_time.encryption.public_key(),
+        )
+        .expect("proves at the old root");
+    assert_eq!(
+        code_of(post(stale.to_bytes()).await.expect("answers")).await.1,
+        "zk.stale_root"
+    );
 }

@@ -132,6 +132,7 @@ impl Market {
             dataset: self.dataset,
             offer,
             terms,
+            private: None,
         };
         let r = self
             .net
@@ -266,6 +267,7 @@ async fn grant_refusals_leave_the_state_unchanged() {
             dataset: m.dataset,
             offer: 1,
             terms: t,
+            private: None,
         }
     };
     let req = |body: RequestGrant, key: &SigningKey| sign(net, KIND_GRANT_REQUEST, &body, key);

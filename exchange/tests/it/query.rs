@@ -484,6 +484,7 @@ async fn malformed_query_calls_get_codes() {
         from_chunk: 0,
         resumes: None,
         query,
+        private: None,
     };
     let call = |r: DeliveryRequest, sql: &str| {
         QueryCall {
