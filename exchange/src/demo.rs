@@ -692,15 +692,16 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
              $ liutong fetch {dataset_id} --grant {pg_id} --private --out received-privately.csv\n{}\n\
              The request named no grant and was signed with a one-time key; a Groth16 proof showed that some grant in\n\
              the tree covers this dataset and action, has not expired and has uses left. The access-log entry:\n\
-             grant {}  consumer {}  nullifier {}\n\
+             grant: {}  consumer: {}\n\
+             nullifier {}\n\
              proof {}... (verified by the provider's node and again by the ledger)\n\
              A second private fetch is refused, since the grant's one use is spent: {}\n\
              The auditor opens the entry (the opening was sealed to its key with HPKE and matches the escrow tag):\n\
              $ liutong audit open {entry_id}\n{}\n\
              $ liutong zk export --snarkjs snarkjs/ --entry {entry_id}\n{}",
             private_fetch.text.lines().take(3).collect::<Vec<_>>().join("\n"),
-            entry["grant"],
-            entry["consumer"],
+            if entry["grant"].is_null() { "not named" } else { "NAMED" },
+            if entry["consumer"].is_null() { "not named" } else { "NAMED" },
             entry["private"]["nullifier"].as_str().unwrap_or_default(),
             entry["private"]["proof"].as_str().unwrap_or_default().get(..32).unwrap_or_default(),
             refusal_text(again),

@@ -426,11 +426,16 @@ pub fn check_private_terms(t: &Terms, now: u64) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Expiry index key: the day (u32 BE), the end (seconds, u64 BE), the
+/// grant: a sweep reads only the days since the last one.
 fn expiry_key(not_after_s: u64, grant: &GrantId) -> Vec<u8> {
-    let mut k = not_after_s.to_be_bytes().to_vec();
+    let mut k = ((not_after_s / 86_400) as u32).to_be_bytes().to_vec();
+    k.extend(not_after_s.to_be_bytes());
     k.extend(grant.0);
     k
 }
+
+const SWEPT_DAY: &[u8] = b"swept_day";
 
 /// A private grant became active: its commitment goes into the next leaf.
 pub(crate) fn activate(
@@ -489,31 +494,34 @@ pub(crate) fn deactivate(state: &mut Overlay<'_>, ctx: &BlockContext, grant: &Gr
 /// grant fails in the circuit at any time regardless.
 fn sweep_expired(state: &mut Overlay<'_>, ctx: &BlockContext) -> Result<(), Rejection> {
     let now_s = ctx.timestamp / 1000;
-    for key in state
-        .keys_with_prefix(CF_ZK_EXPIRY, &[])
-        .map_err(crate::machine::store_error)?
-    {
-        let (end, id) = key
-            .split_at_checked(8)
-            .ok_or_else(|| Rejection::new("store.corrupt", "zk_expiry key"))?;
-        let end = u64::from_be_bytes(
-            end.try_into()
-                .map_err(|_| Rejection::new("store.corrupt", "zk_expiry key"))?,
-        );
-        if end > now_s {
-            break;
-        }
-        let id = GrantId(
-            id.try_into()
-                .map_err(|_| Rejection::new("store.corrupt", "zk_expiry key"))?,
-        );
-        let grant: GrantRecord = read(state, crate::machine::CF_GRANTS, &id.0)?
-            .ok_or_else(|| Rejection::new("store.corrupt", format!("zk_expiry names missing grant {id}")))?;
-        state.delete(CF_ZK_EXPIRY, key.clone());
-        if let Some(PrivateGrant { leaf: Some(leaf), .. }) = grant.private {
-            set_leaf(state, ctx, leaf, Fr::from(0u64))?;
+    let today = (now_s / 86_400) as u32;
+    let corrupt = || Rejection::new("store.corrupt", "a zk_expiry key or the swept day is unreadable");
+    let from = match read_raw(state, CF_ZK_TREE, SWEPT_DAY)? {
+        None => today,
+        Some(b) => u32::from_be_bytes(b.try_into().map_err(|_| corrupt())?).min(today),
+    };
+    for day in from..=today {
+        for key in state
+            .keys_with_prefix(CF_ZK_EXPIRY, &day.to_be_bytes())
+            .map_err(crate::machine::store_error)?
+        {
+            let end = key
+                .get(4..12)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .ok_or_else(corrupt)?;
+            if u64::from_be_bytes(end) > now_s {
+                break;
+            }
+            let id = GrantId(key.get(12..28).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?);
+            let grant: GrantRecord = read(state, crate::machine::CF_GRANTS, &id.0)?
+                .ok_or_else(|| Rejection::new("store.corrupt", format!("zk_expiry names missing grant {id}")))?;
+            state.delete(CF_ZK_EXPIRY, key.clone());
+            if let Some(PrivateGrant { leaf: Some(leaf), .. }) = grant.private {
+                set_leaf(state, ctx, leaf, Fr::from(0u64))?;
+            }
         }
     }
+    state.put(CF_ZK_TREE, SWEPT_DAY.to_vec(), today.to_be_bytes().to_vec());
     Ok(())
 }
 

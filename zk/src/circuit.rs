@@ -205,7 +205,7 @@ impl UseWitness {
         if s.action >= ACTION_BITS || g.actions >> s.action & 1 == 0 {
             return Err(Error::Unprovable("the grant does not allow this action".into()));
         }
-        if s.time >= g.not_after || g.not_after - s.time - 1 >= 1 << TIME_BITS {
+        if s.time >= g.not_after || g.not_after - s.time > 1 << TIME_BITS {
             return Err(Error::Unprovable("the grant has expired".into()));
         }
         if self.k >= g.max_uses {

@@ -1316,4 +1316,48 @@ async fn private_uses_are_proven_spent_once_and_opened_by_the_auditor() {
         code_of(post(stale.to_bytes()).await.expect("answers")).await.1,
         "zk.stale_root"
     );
+
+    // Expiry zeroes a leaf at the tree's next change.
+    let now = now_ms();
+    let short = w.path("short.json");
+    std::fs::write(
+        &short,
+        serde_json::json!({
+            "purposes": ["trade-finance"], "not_before": now - 1_000, "not_after": now + 3_000,
+            "max_uses": 1, "actions": ["download"], "columns": null, "row_filter": null, "masks": [],
+            "min_group_size": null, "row_cap": null, "transferable": false
+        })
+        .to_string(),
+    )
+    .expect("terms");
+    let request_private = |terms: Option<&str>| {
+        let mut args = vec![
+            "grant",
+            "request",
+            &w.dataset,
+            "--offer",
+            "1",
+            "--private",
+            "--node",
+            &w.net.node.url,
+        ];
+        match terms {
+            Some(t) => args.extend(["--terms", t]),
+            None => args.extend(["--purpose", "trade-finance", "--max-uses", "1", "--days", "1"]),
+        }
+        liutong(w.consumer.dir(), &args)
+    };
+    let (ok, j) = request_private(Some(short.to_str().expect("utf-8")));
+    assert!(ok, "{j}");
+    let expiring: liutong_exchange::grants::GrantId = j["grant"]["id"].as_str().expect("id").parse().expect("id");
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let (ok, j) = request_private(None);
+    assert!(ok, "{j}");
+    w.synced().await;
+    let record = client.grant(&expiring).await.expect("grant").grant;
+    let e = PrivateUse::prepare(&w.consumer, &client, &record)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(e.code(), "zk.not_in_tree");
 }
