@@ -354,6 +354,11 @@ impl Home {
         liutong_zk::Prover::new(pk).map_err(|e| Error::Io(e.to_string()))
     }
 
+    /// The prover's sums from a private grant's earlier uses (owner-only).
+    pub fn prover_cache_path(&self, grant: &crate::grants::GrantId) -> PathBuf {
+        self.dir.join("zk").join("cache").join(format!("{grant}.bin"))
+    }
+
     fn secrets_path(&self) -> PathBuf {
         self.dir.join("zk").join("secrets.json")
     }

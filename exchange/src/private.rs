@@ -547,6 +547,9 @@ pub fn statement(signed: &SignedRequest, claim: &PrivateClaim) -> Result<Stateme
     })
 }
 
+/// Reads a column family's value by key (the store, or a block's overlay).
+pub type StateReader<'a> = dyn Fn(&'static str, &[u8]) -> Result<Option<Vec<u8>>, Rejection> + 'a;
+
 /// What both the provider's node (before serving) and the ledger (when the
 /// use is counted) check of a private request, reading state through `get`:
 /// its shape, the claimed time against `now`, the root's window, the
@@ -558,7 +561,7 @@ pub fn check_private(
     height: u64,
     window: u32,
     skew_ms: u64,
-    get: &dyn Fn(&'static str, &[u8]) -> Result<Option<Vec<u8>>, Rejection>,
+    get: &StateReader<'_>,
 ) -> Result<(), Rejection> {
     let r = &signed.request;
     let claim = r
@@ -736,6 +739,9 @@ pub struct PrivateUse {
     pub auditors: Vec<(String, EncryptionPublicKey)>,
     /// The grant's query terms (their digest is in the commitment).
     pub terms: QueryTerms,
+    /// The prover's sums from this grant's earlier uses, and where they are kept.
+    pub cache: std::sync::Mutex<liutong_zk::groth16::ProverCache>,
+    pub cache_path: std::path::PathBuf,
 }
 
 impl PrivateUse {
@@ -863,6 +869,12 @@ impl PrivateUse {
             },
             auditors,
             terms: QueryTerms::of(&grant.terms),
+            cache: std::sync::Mutex::new(
+                std::fs::read(home.prover_cache_path(&grant.id))
+                    .map(|b| liutong_zk::groth16::ProverCache::from_bytes(&b))
+                    .unwrap_or_default(),
+            ),
+            cache_path: home.prover_cache_path(&grant.id),
         })
     }
 
@@ -906,10 +918,16 @@ impl PrivateUse {
     fn prove(&self, mut signed: SignedRequest) -> crate::Result<SignedRequest> {
         let claim = signed.request.private.clone().expect("set by sign");
         let statement = statement(&signed, &claim).map_err(|r| crate::Error::Io(r.message))?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let proof = self
             .prover
-            .prove(&statement, &self.witness, &mut rand::rngs::OsRng)
+            .prove_with(&statement, &self.witness, &mut cache, &mut rand::rngs::OsRng)
             .map_err(|e| crate::delivery::Refusal::new(e.code(), e.to_string()))?;
+        // Only saves time next use: a cache that cannot be written is left.
+        if let Some(dir) = self.cache_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::home::write_atomically(&self.cache_path, &cache.to_bytes(), true);
         signed.proof = Some(proof.to_bytes());
         Ok(signed)
     }

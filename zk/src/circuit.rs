@@ -284,6 +284,18 @@ pub(crate) fn number(bits: &[Boolean<Fr>]) -> FpVar<Fr> {
 
 impl ConstraintSynthesizer<Fr> for UseCircuit {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+        self.synthesize(cs, &mut Vec::new())
+    }
+}
+
+impl UseCircuit {
+    /// The constraints, in an order that keeps what changes between a
+    /// grant's uses apart: the grant's own part (secret, terms, commitment),
+    /// then each tree level, then the use (index, time, nullifier, tag).
+    /// `marks` gets the witness-variable count at each boundary (after the
+    /// commitment and after each level), so a prover can reuse the parts of
+    /// a proof whose witness values did not change.
+    pub fn synthesize(self, cs: ConstraintSystemRef<Fr>, marks: &mut Vec<usize>) -> Result<(), SynthesisError> {
         let (s, w) = (&self.statement, &self.witness);
         let input = |v: Fr| FpVar::new_input(cs.clone(), || Ok(v));
         let [root, dataset, action, time, request, nullifier, tag, terms] = s.inputs();
@@ -303,6 +315,7 @@ impl ConstraintSynthesizer<Fr> for UseCircuit {
 
         let secret_hash = hash_var(cs.clone(), std::slice::from_ref(&secret))?;
         let leaf = hash_var(cs.clone(), &[dataset, packed, terms, secret_hash, salt.clone()])?;
+        marks.push(cs.num_witness_variables());
 
         let mut cur = leaf.clone();
         for level in 0..DEPTH {
@@ -311,6 +324,7 @@ impl ConstraintSynthesizer<Fr> for UseCircuit {
             let left = FpVar::conditionally_select(&right_side, &sibling, &cur)?;
             let right = &cur + &sibling - &left;
             cur = hash_var(cs.clone(), &[left, right])?;
+            marks.push(cs.num_witness_variables());
         }
         cur.enforce_equal(&root)?;
 

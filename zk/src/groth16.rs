@@ -4,11 +4,14 @@
 
 use crate::circuit::{Statement, UseCircuit, UseWitness, PUBLIC_INPUTS};
 use crate::{Bn254, Error, Fr, Result};
-use ark_bn254::{G1Affine, G1Projective, G2Affine};
+use ark_bn254::{G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::pairing::Pairing;
 use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
+use ark_ff::BigInteger;
 use ark_ff::{PrimeField, UniformRand, Zero};
+use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey};
+use ark_poly::GeneralEvaluationDomain;
 use ark_relations::r1cs::{
     ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
 };
@@ -67,17 +70,87 @@ pub fn constraint_count() -> Result<usize> {
 
 /// A prover: the proving key and the circuit's matrices, kept between proofs,
 /// so a proof only computes the witness (no constraint synthesis, no
-/// linear-combination inlining) before the FFTs and multi-scalar multiplications.
+/// linear-combination inlining) before the FFTs and multi-scalar
+/// multiplications. With a [`ProverCache`] it also keeps, per segment of the
+/// witness (the grant's own part, each tree level, the use), the segment's
+/// sums in A, B and C: a later use of the same grant recomputes only the
+/// segments whose values changed (the use's, and the tree levels above a
+/// changed sibling), plus the H part, which depends on everything.
 pub struct Prover {
     pk: ProvingKey<Bn254>,
     shape: Shape,
+    /// Witness (aux) index ranges of the segments.
+    segments: Vec<(usize, usize)>,
+}
+
+/// A segment's contribution to a proof: a digest of its witness values and
+/// the sums of its A, B (G1 and G2) and L query terms.
+#[derive(Clone, Debug, PartialEq, CanonicalSerialize, CanonicalDeserialize)]
+struct Segment {
+    digest: Vec<u8>,
+    a: G1Affine,
+    b1: G1Affine,
+    b2: G2Affine,
+    l: G1Affine,
+}
+
+/// What a prover keeps between uses of one grant (about 7 KB; the exchange
+/// keeps one per private grant in the consumer's home). The sums are
+/// functions of the witness, so it is kept as private as the grant's secret.
+#[derive(Clone, Debug, Default, PartialEq, CanonicalSerialize, CanonicalDeserialize)]
+pub struct ProverCache {
+    segments: Vec<Option<Segment>>,
+}
+
+impl ProverCache {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.serialize_uncompressed(&mut out)
+            .expect("serializing into a Vec cannot fail");
+        out
+    }
+
+    /// Reads a cache; anything unreadable is an empty cache (it only saves time).
+    pub fn from_bytes(bytes: &[u8]) -> ProverCache {
+        ProverCache::deserialize_uncompressed(bytes).unwrap_or_default()
+    }
 }
 
 impl Prover {
     pub fn new(pk: ProvingKey<Bn254>) -> Result<Prover> {
+        let cs = ConstraintSystem::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Setup);
+        let mut marks = Vec::new();
+        UseCircuit::blank()
+            .synthesize(cs.clone(), &mut marks)
+            .map_err(synthesis)?;
+        cs.finalize();
+        let matrices = cs
+            .to_matrices()
+            .ok_or_else(|| Error::Synthesis("no constraint matrices".into()))?;
+        let (n_in, n_aux) = (matrices.num_instance_variables, matrices.num_witness_variables);
+        if pk.a_query.len() != n_in + n_aux
+            || pk.b_g1_query.len() != n_in + n_aux
+            || pk.b_g2_query.len() != n_in + n_aux
+            || pk.l_query.len() != n_aux
+        {
+            return Err(Error::MalformedKey("the proving key is not for the use circuit".into()));
+        }
+        let mut segments = Vec::new();
+        let mut lo = 0;
+        for m in marks.into_iter().chain([n_aux]) {
+            segments.push((lo, m));
+            lo = m;
+        }
         Ok(Prover {
             pk,
-            shape: Shape::of(UseCircuit::blank())?,
+            shape: Shape {
+                num_instance: n_in,
+                num_constraints: matrices.num_constraints,
+                matrices,
+            },
+            segments,
         })
     }
 
@@ -93,6 +166,17 @@ impl Prover {
         witness: &UseWitness,
         rng: &mut R,
     ) -> Result<UseProof> {
+        self.prove_with(statement, witness, &mut ProverCache::default(), rng)
+    }
+
+    /// As [`Prover::prove`], reusing and updating `cache`.
+    pub fn prove_with<R: RngCore + CryptoRng>(
+        &self,
+        statement: &Statement,
+        witness: &UseWitness,
+        cache: &mut ProverCache,
+        rng: &mut R,
+    ) -> Result<UseProof> {
         witness.check(statement)?;
         let cs = ConstraintSystem::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
@@ -103,24 +187,93 @@ impl Prover {
             statement: statement.clone(),
             witness: witness.clone(),
         }
-        .generate_constraints(cs.clone())
+        .synthesize(cs.clone(), &mut Vec::new())
         .map_err(synthesis)?;
         let cs = cs
             .into_inner()
             .ok_or_else(|| Error::Synthesis("the constraint system is still shared".into()))?;
         let full: Vec<Fr> = [cs.instance_assignment.as_slice(), cs.witness_assignment.as_slice()].concat();
-        let (r, s) = (Fr::rand(rng), Fr::rand(rng));
-        let proof = Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
-            &self.pk,
-            r,
-            s,
-            &self.shape.matrices,
-            self.shape.num_instance,
-            self.shape.num_constraints,
+        let shape = &self.shape;
+        let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
+            &shape.matrices,
+            shape.num_instance,
+            shape.num_constraints,
             &full,
         )
         .map_err(synthesis)?;
-        Ok(UseProof(proof))
+        let (r, s) = (Fr::rand(rng), Fr::rand(rng));
+        let proof = self.assemble(&full, &h, r, s, cache);
+        // A cache from disk that went wrong costs a second, uncached proof,
+        // never a bad one.
+        if !cache.segments.is_empty() && Verifier::new(&self.pk.vk).verify(statement, &proof).is_err() {
+            *cache = ProverCache::default();
+            return Ok(self.assemble(&full, &h, r, s, cache));
+        }
+        Ok(proof)
+    }
+
+    /// Groth16's A, B and C from the assignment and H, segment by segment.
+    fn assemble(&self, full: &[Fr], h: &[Fr], r: Fr, s: Fr, cache: &mut ProverCache) -> UseProof {
+        let pk = &self.pk;
+        let n_in = self.shape.num_instance;
+        let (inputs, aux) = (&full[1..n_in], &full[n_in..]);
+        cache.segments.resize(self.segments.len(), None);
+        // The public inputs' part (small; it changes with every use).
+        let mut a = G1Projective::msm_unchecked(&pk.a_query[1..n_in], inputs);
+        let mut b1 = G1Projective::msm_unchecked(&pk.b_g1_query[1..n_in], inputs);
+        let mut b2 = G2Projective::msm_unchecked(&pk.b_g2_query[1..n_in], inputs);
+        let mut l = G1Projective::zero();
+        for ((lo, hi), slot) in self.segments.iter().copied().zip(cache.segments.iter_mut()) {
+            let values = &aux[lo..hi];
+            let mut d = Sha256::new();
+            for v in values {
+                d.update(v.into_bigint().to_bytes_le());
+            }
+            let digest = d.finalize().to_vec();
+            let seg = match slot {
+                Some(seg) if seg.digest == digest => seg.clone(),
+                _ => {
+                    let q = n_in + lo..n_in + hi;
+                    let (sa, (sb1, (sb2, sl))) = rayon::join(
+                        || G1Projective::msm_unchecked(&pk.a_query[q.clone()], values),
+                        || {
+                            rayon::join(
+                                || G1Projective::msm_unchecked(&pk.b_g1_query[q.clone()], values),
+                                || {
+                                    rayon::join(
+                                        || G2Projective::msm_unchecked(&pk.b_g2_query[q.clone()], values),
+                                        || G1Projective::msm_unchecked(&pk.l_query[lo..hi], values),
+                                    )
+                                },
+                            )
+                        },
+                    );
+                    let seg = Segment {
+                        digest,
+                        a: sa.into_affine(),
+                        b1: sb1.into_affine(),
+                        b2: sb2.into_affine(),
+                        l: sl.into_affine(),
+                    };
+                    *slot = Some(seg.clone());
+                    seg
+                }
+            };
+            a += seg.a;
+            b1 += seg.b1;
+            b2 += seg.b2;
+            l += seg.l;
+        }
+        let h_acc = G1Projective::msm_unchecked(&pk.h_query, h);
+        let g_a = pk.delta_g1 * r + pk.a_query[0] + pk.vk.alpha_g1 + a;
+        let g1_b = pk.delta_g1 * s + pk.b_g1_query[0] + pk.beta_g1 + b1;
+        let g2_b = pk.vk.delta_g2 * s + pk.b_g2_query[0] + pk.vk.beta_g2 + b2;
+        let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l + h_acc;
+        UseProof(ark_groth16::Proof {
+            a: g_a.into_affine(),
+            b: g2_b.into_affine(),
+            c: g_c.into_affine(),
+        })
     }
 }
 

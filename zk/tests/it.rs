@@ -240,3 +240,43 @@ fn snarkjs_json_has_snarkjs_shapes() {
         assert!(out.status.success() && text.contains("OK"), "snarkjs: {text}");
     }
 }
+
+#[test]
+fn a_cache_of_a_grants_uses_gives_the_same_valid_proofs() {
+    use liutong_zk::groth16::ProverCache;
+    let p = prover();
+    let v = Verifier::new(p.verifying_key());
+    let mut rng = rand::rngs::OsRng;
+    let mut cache = ProverCache::default();
+    let mut tree = MemoryTree::default();
+    let mut w = witness(0);
+    w.grant.max_uses = 5;
+    tree.set(3, w.grant.commitment());
+    w.path = tree.path(3);
+    for k in 0..3 {
+        w.k = k;
+        w.escrow_randomness = field::random();
+        if k == 2 {
+            // Another grant joins the tree: the root and the top of the path change.
+            tree.set(1 << 19, field::random());
+            w.path = tree.path(3);
+        }
+        let s = statement(&w);
+        let proof = p.prove_with(&s, &w, &mut cache, &mut rng).expect("prove");
+        v.verify(&s, &proof).expect("cached proof verifies");
+    }
+    // The cache survives its bytes, and a damaged one only costs time.
+    let bytes = cache.to_bytes();
+    assert_eq!(ProverCache::from_bytes(&bytes), cache);
+    let mut damaged = ProverCache::from_bytes(&bytes[..bytes.len() / 2]);
+    w.k = 3;
+    let s = statement(&w);
+    v.verify(&s, &p.prove_with(&s, &w, &mut damaged, &mut rng).expect("prove"))
+        .expect("verifies");
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 40;
+    flipped[at] ^= 1;
+    let mut wrong = ProverCache::from_bytes(&flipped);
+    v.verify(&s, &p.prove_with(&s, &w, &mut wrong, &mut rng).expect("prove"))
+        .expect("verifies");
+}
