@@ -519,3 +519,110 @@ async fn malformed_query_calls_get_codes() {
     assert_eq!((s, j["code"].as_str()), (401, Some("delivery.bad_signature")), "{j}");
     assert_eq!(w.uses(&grant).await, 0, "nothing here counted a use");
 }
+
+/// A private query: proven instead of naming the grant, run under the
+/// grant's query terms (bound into its commitment), logged without grant or
+/// consumer; a refused query spends no nullifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_queries_run_under_the_grants_terms() {
+    let w = world().await;
+    let auditor = Home::new(w.dir.join("auditor"));
+    let aid = auditor.create_identity().expect("keys");
+    let body = RegisterParty {
+        legal_name: "Member 9".into(),
+        credit_code: code(9),
+        contact: "audit@example.com".into(),
+        roles: vec![Role::Auditor],
+        encryption_key: aid.encryption.public_key(),
+        endpoint: "http://127.0.0.1:9".into(),
+    };
+    w.net
+        .client
+        .submit_bytes(&sign_tx(&w.net.chain, KIND_REGISTER, &body, &aid.signing).canonical_bytes())
+        .await
+        .expect("registers");
+    w.net
+        .client
+        .submit_bytes(&standing(&w.net, KIND_APPROVE, &w.net.operator.signing, &code(9)))
+        .await
+        .expect("approves");
+    let files = write_files(&w.dir);
+    let csv = files[0].1.to_str().expect("utf-8").to_string();
+    let dataset = w.register("shipments", &[&csv]);
+    let now = now_ms();
+    let terms = w.dir.join("private-terms.json");
+    std::fs::write(
+        &terms,
+        serde_json::json!({
+            "purposes": ["trade-finance"], "not_before": now - 60_000, "not_after": now + 7 * 86_400_000u64,
+            "max_uses": 100, "actions": ["query"], "columns": ["port", "teu"], "row_filter": "teu > 10",
+            "masks": [], "min_group_size": 2, "row_cap": 100, "transferable": false
+        })
+        .to_string(),
+    )
+    .expect("terms");
+    let (ok, j) = w.run(
+        &w.provider,
+        &[
+            "offer",
+            "add",
+            &dataset,
+            "--terms",
+            terms.to_str().expect("utf-8"),
+            "--automatic",
+        ],
+    );
+    assert!(ok, "{j}");
+    let (ok, j) = w.run(
+        &w.consumer,
+        &[
+            "grant",
+            "request",
+            &dataset,
+            "--offer",
+            "1",
+            "--purpose",
+            "trade-finance",
+            "--max-uses",
+            "3",
+            "--days",
+            "1",
+            "--private",
+        ],
+    );
+    assert!(ok, "{j}");
+    let grant = j["grant"]["id"].as_str().expect("id").to_string();
+    w.synced().await;
+    let sql = "SELECT port, count(*) AS n, sum(teu) AS teu FROM shipments GROUP BY port ORDER BY port";
+    let (ok, j) = w.query(&dataset, &grant, sql, &["--private"]);
+    assert!(ok, "{j}");
+    assert_eq!(
+        rows(&j),
+        vec![
+            serde_json::json!({"port": "Ningbo", "n": 2, "teu": 50}),
+            serde_json::json!({"port": "Shanghai", "n": 4, "teu": 220}),
+        ],
+        "the grant's filter and minimum group size hold for a private query"
+    );
+    let entry = &j["access_log"];
+    assert!(entry["grant"].is_null() && entry["consumer"].is_null(), "{entry}");
+    assert!(
+        entry["query"]["query"].is_string() && entry["private"]["nullifier"].is_string(),
+        "{entry}"
+    );
+    // A column outside the terms is refused and spends nothing: the next
+    // query proves the same use index again.
+    let (ok, j) = w.query(&dataset, &grant, "SELECT consignee FROM shipments", &["--private"]);
+    assert!(!ok);
+    assert_eq!(j["error"]["code"], "query.forbidden_column", "{j}");
+    let (ok, j) = w.query(&dataset, &grant, sql, &["--private"]);
+    assert!(ok, "{j}");
+    assert_ne!(j["access_log"]["private"]["nullifier"], entry["private"]["nullifier"]);
+    assert_eq!(w.uses(&grant).await, 0);
+    // The auditor opens the second entry: use index 1 (the refusal spent none).
+    let request = j["access_log"]["request"].as_str().expect("request").to_string();
+    let (ok, j) = liutong(auditor.dir(), &["audit", "open", &request, "--node", &w.net.node.url]);
+    assert!(ok, "{j}");
+    assert_eq!(j["use_index"], 1, "{j}");
+    assert_eq!(j["grant"], grant.as_str());
+}
