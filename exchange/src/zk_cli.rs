@@ -26,6 +26,14 @@ pub enum AuditCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ZkCommand {
+    /// Re-verify a private access-log entry's proof here, against the
+    /// genesis's verifying key and the entry's public inputs.
+    Verify {
+        /// The entry (its request digest).
+        entry: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
     /// Write the verifying key (and with --entry a logged private use's proof
     /// and public inputs) in snarkjs's JSON: `snarkjs groth16 verify
     /// verification_key.json public.json proof.json`.
@@ -118,8 +126,24 @@ pub async fn audit(home: &Home, cmd: AuditCommand) -> Result<Output> {
     ))
 }
 
+/// A private entry's proof and public inputs, decoded.
+fn entry_proof(p: &crate::access::PrivateEntry) -> Result<(liutong_zk::UseProof, Vec<liutong_zk::Fr>)> {
+    let bytes = hex::decode(&p.proof).map_err(|e| Error::Io(format!("the entry's proof is not hex: {e}")))?;
+    let proof = liutong_zk::UseProof::from_bytes(&bytes).map_err(|e| Error::Io(e.to_string()))?;
+    let inputs = p
+        .public_inputs
+        .iter()
+        .map(FieldHex::fr)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|r| Error::Io(r.message))?;
+    Ok((proof, inputs))
+}
+
 pub async fn zk(home: &Home, cmd: ZkCommand) -> Result<Output> {
-    let ZkCommand::Export { snarkjs, entry, node } = cmd;
+    let (snarkjs, entry, node) = match cmd {
+        ZkCommand::Export { snarkjs, entry, node } => (snarkjs, entry, node),
+        ZkCommand::Verify { entry, node } => return verify_entry(home, &entry, &node).await,
+    };
     let client = Client::new(&node.node)?;
     let genesis = match home.genesis() {
         Ok(g) => g,
@@ -139,14 +163,7 @@ pub async fn zk(home: &Home, cmd: ZkCommand) -> Result<Output> {
     )?];
     if let Some(entry) = entry {
         let (_, p) = private_entry(&client, &entry).await?;
-        let bytes = hex::decode(&p.proof).map_err(|e| Error::Io(format!("the entry's proof is not hex: {e}")))?;
-        let proof = liutong_zk::UseProof::from_bytes(&bytes).map_err(|e| Error::Io(e.to_string()))?;
-        let inputs = p
-            .public_inputs
-            .iter()
-            .map(FieldHex::fr)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|r| Error::Io(r.message))?;
+        let (proof, inputs) = entry_proof(&p)?;
         written.push(write("proof.json", &liutong_zk::snarkjs::proof(&proof))?);
         written.push(write(
             "public.json",
@@ -171,4 +188,68 @@ pub async fn zk(home: &Home, cmd: ZkCommand) -> Result<Output> {
         ),
         json!({ "written": names, "verifying_key_digest": genesis.zk.verifying_key_digest }),
     ))
+}
+
+async fn verify_entry(home: &Home, entry: &str, node: &NodeArg) -> Result<Output> {
+    let client = Client::new(&node.node)?;
+    let genesis = match home.genesis() {
+        Ok(g) => g,
+        Err(_) => client.genesis().await?,
+    };
+    let (record, p) = private_entry(&client, entry).await?;
+    let (proof, inputs) = entry_proof(&p)?;
+    let names = liutong_zk::circuit::PUBLIC_NAMES;
+    if inputs.len() != names.len() {
+        return Err(Error::BadEvidence(format!(
+            "the entry has {} public inputs, the circuit {}",
+            inputs.len(),
+            names.len()
+        )));
+    }
+    let small = |i: usize| -> Result<u64> {
+        u64::try_from(num_of(&inputs[i])?).map_err(|_| Error::BadEvidence(format!("{} is out of range", names[i])))
+    };
+    let statement = liutong_zk::Statement {
+        root: inputs[0],
+        dataset: inputs[1],
+        action: u8::try_from(small(2)?).map_err(|_| Error::BadEvidence("action is out of range".into()))?,
+        time: small(3)?,
+        request: inputs[4],
+        nullifier: inputs[5],
+        escrow_tag: inputs[6],
+        terms: inputs[7],
+    };
+    if statement.inputs().as_slice() != inputs.as_slice() {
+        return Err(Error::BadEvidence(
+            "the entry's action or time input is not a valid one".into(),
+        ));
+    }
+    let verifier = liutong_zk::Verifier::new(&genesis.zk.verifying_key()?);
+    let ok = verifier.verify(&statement, &proof).is_ok();
+    let text = format!(
+        "entry {}: the proof {} against the genesis's verifying key {}\n  nullifier {}\n  {}",
+        record.request,
+        if ok { "VERIFIES" } else { "DOES NOT VERIFY" },
+        genesis.zk.verifying_key_digest,
+        p.nullifier,
+        names
+            .iter()
+            .zip(&p.public_inputs)
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+    Ok(Output {
+        ok,
+        text,
+        json: json!({ "entry": record.request, "verified": ok, "nullifier": p.nullifier, "public_inputs": p.public_inputs }),
+    })
+}
+
+fn num_of(f: &liutong_zk::Fr) -> Result<u128> {
+    let b = liutong_zk::FieldBytes::of(f).0;
+    if b[..16].iter().any(|x| *x != 0) {
+        return Err(Error::BadEvidence("a small public input is not small".into()));
+    }
+    Ok(u128::from_be_bytes(b[16..].try_into().expect("16 bytes")))
 }

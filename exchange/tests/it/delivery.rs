@@ -1226,6 +1226,8 @@ async fn private_uses_are_proven_spent_once_and_opened_by_the_auditor() {
     for f in ["verification_key.json", "proof.json", "public.json"] {
         assert!(snark.join(f).exists(), "{f}");
     }
+    let (ok, j) = liutong(w.other.dir(), &["zk", "verify", &request, "--node", &w.net.node.url]);
+    assert!(ok && j["verified"] == true, "anyone re-verifies a logged proof: {j}");
     if let Ok(bin) = std::env::var("LIUTONG_SNARKJS") {
         let out = std::process::Command::new(bin)
             .args([
@@ -1360,4 +1362,13 @@ async fn private_uses_are_proven_spent_once_and_opened_by_the_auditor() {
         .err()
         .expect("refused");
     assert_eq!(e.code(), "zk.not_in_tree");
+
+    // A proving key from another setup is not this chain's.
+    let other_pk = liutong_zk::groth16::setup(&mut rand::rngs::OsRng).expect("setup");
+    w.consumer
+        .write_proving_key(&liutong_zk::groth16::pk_bytes(&other_pk))
+        .expect("write");
+    let genesis = w.net.client.genesis().await.expect("genesis");
+    let e = w.consumer.prover(&genesis).err().expect("refused");
+    assert!(e.to_string().contains("not this chain's proving key"), "{e}");
 }
