@@ -72,10 +72,11 @@ pub fn constraint_count() -> Result<usize> {
 /// so a proof only computes the witness (no constraint synthesis, no
 /// linear-combination inlining) before the FFTs and multi-scalar
 /// multiplications. With a [`ProverCache`] it also keeps, per segment of the
-/// witness (the grant's own part, each tree level, the use), the segment's
-/// sums in A, B and C: a later use of the same grant recomputes only the
-/// segments whose values changed (the use's, and the tree levels above a
-/// changed sibling), plus the H part, which depends on everything.
+/// witness (the grant's own part with the lowest tree levels, groups of
+/// upper levels, the use), the segment's sums in A, B and C: a later use of
+/// the same grant recomputes only the segments whose values changed (the
+/// use's, and the levels above a changed sibling), plus the H part, which
+/// depends on everything.
 pub struct Prover {
     pk: ProvingKey<Bn254>,
     shape: Shape,
