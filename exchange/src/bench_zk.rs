@@ -9,7 +9,7 @@ use ark_relations::r1cs::ConstraintSynthesizer;
 use ark_snark::SNARK;
 use clap::Args;
 use liutong_zk::circuit::{self, GrantFields, Statement, UseCircuit, UseWitness};
-use liutong_zk::groth16::{self, Prover, ProverCache, Shape, Verifier};
+use liutong_zk::groth16::{self, Prover, ProverCache, Verifier};
 use liutong_zk::naive::{self, NaiveCircuit};
 use liutong_zk::tree::MemoryTree;
 use liutong_zk::{field, Bn254, Fr};
@@ -80,7 +80,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
     let most = b.batches.iter().copied().max().unwrap_or(1).max(1);
 
     // The optimized statement: setup, a prover holding the matrices.
-    let constraints = Shape::of(UseCircuit::blank()).map_err(zk)?.num_constraints;
+    let constraints = groth16::constraint_count().map_err(zk)?;
     let t = Instant::now();
     let pk = groth16::setup(&mut rng).map_err(zk)?;
     let setup_ms = ms(t);

@@ -171,19 +171,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
                 home.write_genesis(&remote)?;
                 remote
             };
-            // The proving key comes with the genesis; its verifying key must
-            // be the genesis's, or it is not kept.
-            if !home.has_proving_key() {
-                let bytes = Client::new(url)?.bytes("/v1/zk/proving-key").await?;
-                let pk = liutong_zk::groth16::pk_from_bytes(&bytes)
-                    .map_err(|e| Error::BadGenesis(format!("{url} serves a bad proving key: {e}")))?;
-                if liutong_zk::groth16::vk_digest(&pk.vk) != genesis.zk.verifying_key_digest.0 {
-                    return Err(Error::BadGenesis(format!(
-                        "{url} serves a proving key for another verifying key than the genesis's"
-                    )));
-                }
-                home.write_proving_key(&bytes)?;
-            }
+            // The proving key comes with the genesis.
+            crate::private::fetch_proving_key(&home, &Client::new(url)?, &genesis).await?;
             genesis
         }
     };

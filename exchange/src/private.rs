@@ -729,6 +729,25 @@ pub fn nullifier(store: &liutong_ledger::Store, n: &FieldHex) -> crate::Result<O
     }
 }
 
+/// Fetches the use circuit's proving key from `client` into `home`, unless
+/// the home has one; it is kept only if its verifying key is the genesis's.
+pub async fn fetch_proving_key(
+    home: &crate::home::Home,
+    client: &crate::client::Client,
+    genesis: &crate::genesis::Genesis,
+) -> crate::Result<()> {
+    if home.has_proving_key() {
+        return Ok(());
+    }
+    let bytes = client.bytes("/v1/zk/proving-key").await?;
+    let bad = |why: String| crate::Error::BadGenesis(format!("{} serves {why}", client.url()));
+    let pk = liutong_zk::groth16::pk_from_bytes(&bytes).map_err(|e| bad(format!("a bad proving key: {e}")))?;
+    if liutong_zk::groth16::vk_digest(&pk.vk) != genesis.zk.verifying_key_digest.0 {
+        return Err(bad("a proving key for another verifying key than the genesis's".into()));
+    }
+    home.write_proving_key(&bytes)
+}
+
 /// What a consumer needs to make private requests for one grant: the
 /// proving key, the grant's opening, its path at a recent root, the next
 /// unspent use index, and the auditors the escrow opening is sealed to.
@@ -785,23 +804,9 @@ impl PrivateUse {
                 "the grant's commitment is not its fields'".into(),
             ));
         }
-        let genesis = match home.genesis() {
-            Ok(g) => g,
-            Err(_) => client.genesis().await?,
-        };
-        if !home.has_proving_key() {
-            // A home without a node of its own takes the key from the node it
-            // asks; the key's verifying key must be the genesis's.
-            let bytes = client.bytes("/v1/zk/proving-key").await?;
-            let pk = liutong_zk::groth16::pk_from_bytes(&bytes).map_err(|e| crate::Error::Io(e.to_string()))?;
-            if liutong_zk::groth16::vk_digest(&pk.vk) != genesis.zk.verifying_key_digest.0 {
-                return Err(refuse(
-                    "zk.wrong_key",
-                    "the node's proving key is not for the genesis's verifying key".into(),
-                ));
-            }
-            home.write_proving_key(&bytes)?;
-        }
+        let genesis = crate::cli::chain_genesis(home, client, false).await?;
+        // A home without a node of its own takes the key from the node it asks.
+        fetch_proving_key(home, client, &genesis).await?;
         let view: crate::api::ZkPathView = client.get(&format!("/v1/zk/paths/{leaf}")).await?;
         if view.value != commitment.to_string() {
             return Err(refuse(

@@ -145,10 +145,7 @@ pub async fn zk(home: &Home, cmd: ZkCommand) -> Result<Output> {
         ZkCommand::Verify { entry, node } => return verify_entry(home, &entry, &node).await,
     };
     let client = Client::new(&node.node)?;
-    let genesis = match home.genesis() {
-        Ok(g) => g,
-        Err(_) => client.genesis().await?,
-    };
+    let genesis = crate::cli::chain_genesis(home, &client, false).await?;
     let vk = genesis.zk.verifying_key()?;
     std::fs::create_dir_all(&snarkjs).map_err(|e| Error::Io(format!("{}: {e}", snarkjs.display())))?;
     let write = |name: &str, v: &serde_json::Value| -> Result<PathBuf> {
@@ -192,10 +189,7 @@ pub async fn zk(home: &Home, cmd: ZkCommand) -> Result<Output> {
 
 async fn verify_entry(home: &Home, entry: &str, node: &NodeArg) -> Result<Output> {
     let client = Client::new(&node.node)?;
-    let genesis = match home.genesis() {
-        Ok(g) => g,
-        Err(_) => client.genesis().await?,
-    };
+    let genesis = crate::cli::chain_genesis(home, &client, false).await?;
     let (record, p) = private_entry(&client, entry).await?;
     let (proof, inputs) = entry_proof(&p)?;
     let names = liutong_zk::circuit::PUBLIC_NAMES;

@@ -12,9 +12,7 @@ use ark_ff::{PrimeField, UniformRand, Zero};
 use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey};
 use ark_poly::GeneralEvaluationDomain;
-use ark_relations::r1cs::{
-    ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
-};
+use ark_relations::r1cs::{ConstraintMatrices, ConstraintSystem, OptimizationGoal, SynthesisMode};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use rand::{CryptoRng, RngCore};
 use rayon::prelude::*;
@@ -46,26 +44,32 @@ pub struct Shape {
 }
 
 impl Shape {
-    pub fn of<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<Shape> {
+    /// The use circuit's R1CS, and the witness-variable counts at its
+    /// segment boundaries (see [`UseCircuit::synthesize`]).
+    pub fn of_use_circuit() -> Result<(Shape, Vec<usize>)> {
         let cs = ConstraintSystem::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Setup);
-        circuit.generate_constraints(cs.clone()).map_err(synthesis)?;
+        let mut marks = Vec::new();
+        UseCircuit::blank()
+            .synthesize(cs.clone(), &mut marks)
+            .map_err(synthesis)?;
         cs.finalize();
         let matrices = cs
             .to_matrices()
             .ok_or_else(|| Error::Synthesis("no constraint matrices".into()))?;
-        Ok(Shape {
+        let shape = Shape {
             num_instance: matrices.num_instance_variables,
             num_constraints: matrices.num_constraints,
             matrices,
-        })
+        };
+        Ok((shape, marks))
     }
 }
 
 /// Constraints of the use circuit.
 pub fn constraint_count() -> Result<usize> {
-    Ok(Shape::of(UseCircuit::blank())?.num_constraints)
+    Ok(Shape::of_use_circuit()?.0.num_constraints)
 }
 
 /// A prover: the proving key and the circuit's matrices, kept between proofs,
@@ -119,18 +123,8 @@ impl ProverCache {
 
 impl Prover {
     pub fn new(pk: ProvingKey<Bn254>) -> Result<Prover> {
-        let cs = ConstraintSystem::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Setup);
-        let mut marks = Vec::new();
-        UseCircuit::blank()
-            .synthesize(cs.clone(), &mut marks)
-            .map_err(synthesis)?;
-        cs.finalize();
-        let matrices = cs
-            .to_matrices()
-            .ok_or_else(|| Error::Synthesis("no constraint matrices".into()))?;
-        let (n_in, n_aux) = (matrices.num_instance_variables, matrices.num_witness_variables);
+        let (shape, marks) = Shape::of_use_circuit()?;
+        let (n_in, n_aux) = (shape.num_instance, shape.matrices.num_witness_variables);
         if pk.a_query.len() != n_in + n_aux
             || pk.b_g1_query.len() != n_in + n_aux
             || pk.b_g2_query.len() != n_in + n_aux
@@ -144,15 +138,7 @@ impl Prover {
             segments.push((lo, m));
             lo = m;
         }
-        Ok(Prover {
-            pk,
-            shape: Shape {
-                num_instance: n_in,
-                num_constraints: matrices.num_constraints,
-                matrices,
-            },
-            segments,
-        })
+        Ok(Prover { pk, shape, segments })
     }
 
     pub fn verifying_key(&self) -> &VerifyingKey {

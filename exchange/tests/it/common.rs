@@ -228,3 +228,28 @@ pub fn start_node_with(home: &std::path::Path, extra: &[&str]) -> (NodeProcess, 
         .to_string();
     (NodeProcess(child), url)
 }
+
+/// A home in `dir/auditor` whose party (code `n`) is an approved auditor.
+pub async fn auditor(net: &Net, dir: &std::path::Path, n: u32) -> Home {
+    let home = Home::new(dir.join("auditor"));
+    let id = home.create_identity().expect("keys");
+    home.write_genesis(&net.client.genesis().await.expect("genesis"))
+        .expect("genesis");
+    let body = RegisterParty {
+        legal_name: format!("Member {n}"),
+        credit_code: code(n),
+        contact: "audit@example.com".into(),
+        roles: vec![Role::Auditor],
+        encryption_key: id.encryption.public_key(),
+        endpoint: "http://127.0.0.1:9".into(),
+    };
+    net.client
+        .submit_bytes(&sign_tx(&net.chain, KIND_REGISTER, &body, &id.signing).canonical_bytes())
+        .await
+        .expect("registers");
+    net.client
+        .submit_bytes(&standing(net, KIND_APPROVE, &net.operator.signing, &code(n)))
+        .await
+        .expect("approves");
+    home
+}

@@ -988,29 +988,7 @@ async fn private_uses_are_proven_spent_once_and_opened_by_the_auditor() {
     use liutong_exchange::private::{FieldHex, PrivateUse};
     let w = world().await;
     // A licensed auditor.
-    let auditor = Home::new(w.dir.join("auditor"));
-    let aid = auditor.create_identity().expect("keys");
-    auditor
-        .write_genesis(&w.net.client.genesis().await.expect("genesis"))
-        .expect("genesis");
-    let body = RegisterParty {
-        legal_name: "Member 9".into(),
-        credit_code: code(9),
-        contact: "audit@example.com".into(),
-        roles: vec![Role::Auditor],
-        encryption_key: aid.encryption.public_key(),
-        endpoint: "http://127.0.0.1:9".into(),
-    };
-    w.net
-        .client
-        .submit_bytes(&sign_tx(&w.net.chain, KIND_REGISTER, &body, &aid.signing).canonical_bytes())
-        .await
-        .expect("registers");
-    w.net
-        .client
-        .submit_bytes(&standing(&w.net, KIND_APPROVE, &w.net.operator.signing, &code(9)))
-        .await
-        .expect("approves");
+    let auditor = auditor(&w.net, &w.dir, 9).await;
 
     // A private grant of 2 uses.
     let (ok, j) = liutong_async(

@@ -526,26 +526,7 @@ async fn malformed_query_calls_get_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_queries_run_under_the_grants_terms() {
     let w = world().await;
-    let auditor = Home::new(w.dir.join("auditor"));
-    let aid = auditor.create_identity().expect("keys");
-    let body = RegisterParty {
-        legal_name: "Member 9".into(),
-        credit_code: code(9),
-        contact: "audit@example.com".into(),
-        roles: vec![Role::Auditor],
-        encryption_key: aid.encryption.public_key(),
-        endpoint: "http://127.0.0.1:9".into(),
-    };
-    w.net
-        .client
-        .submit_bytes(&sign_tx(&w.net.chain, KIND_REGISTER, &body, &aid.signing).canonical_bytes())
-        .await
-        .expect("registers");
-    w.net
-        .client
-        .submit_bytes(&standing(&w.net, KIND_APPROVE, &w.net.operator.signing, &code(9)))
-        .await
-        .expect("approves");
+    let auditor = auditor(&w.net, &w.dir, 9).await;
     let files = write_files(&w.dir);
     let csv = files[0].1.to_str().expect("utf-8").to_string();
     let dataset = w.register("shipments", &[&csv]);
