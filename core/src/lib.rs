@@ -22,7 +22,7 @@ pub use digest::{sha256, sha256_parts, Digest, Sha256Stream};
 pub use encryption::{EncryptionKeyPair, EncryptionPublicKey};
 pub use error::{Error, Result};
 pub use signature::{verify_batch, PublicKey, Signature, SigningKey, VerifyItem};
-pub use time::{format_utc, now_ms, Timestamp};
+pub use time::{format_utc, now_ms, parse_utc, Timestamp};
 
 /// Hex text form used for every binary value in JSON and on the command line.
 pub fn to_hex(bytes: &[u8]) -> String {

@@ -222,14 +222,27 @@ fn bad(code: &str, message: impl Into<String>) -> Rejection {
     Rejection::new(code, message.into())
 }
 
-/// Index keys: a tag, what the entry is listed under, the height (u64 BE),
-/// then the request digest, so each listing comes oldest first.
-fn index_key(tag: u8, under: &[u8], height: u64, request: &Digest) -> Vec<u8> {
+/// Index keys: a tag (`g` grant, `d` dataset, `p` party, `a` all), what
+/// the entry is listed under, the block's time and height (u64 BE each),
+/// then the request digest. Block times never go backwards, so each listing
+/// is in ledger order and a time range is one seek.
+pub(crate) fn index_key(tag: u8, under: &[u8], time: Timestamp, height: u64, request: &Digest) -> Vec<u8> {
     let mut k = vec![tag];
     k.extend_from_slice(under);
+    k.extend_from_slice(&time.to_be_bytes());
     k.extend_from_slice(&height.to_be_bytes());
     k.extend_from_slice(request.as_bytes());
     k
+}
+
+/// What follows a listing's prefix in an index key: time, height, digest.
+pub(crate) const INDEX_TAIL: usize = 8 + 8 + 32;
+
+/// The request digest at the end of an index key's tail.
+pub(crate) fn tail_digest(tail: &[u8]) -> Option<Digest> {
+    tail.get(16..INDEX_TAIL)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(Digest)
 }
 
 /// The prefix of a listing (see [`index_key`]).
@@ -238,6 +251,7 @@ pub fn listing_prefix(by: &AccessQuery) -> Vec<u8> {
         AccessQuery::Grant(g) => (b'g', g.0.to_vec()),
         AccessQuery::Dataset(d) => (b'd', d.0.to_vec()),
         AccessQuery::Party(p) => (b'p', p.as_str().as_bytes().to_vec()),
+        AccessQuery::All => (b'a', Vec::new()),
     };
     let mut k = vec![tag];
     k.extend(under);
@@ -251,6 +265,32 @@ pub enum AccessQuery {
     Dataset(DatasetId),
     /// As provider or consumer.
     Party(CreditCode),
+    /// Every entry.
+    All,
+}
+
+/// An entry and its index keys, as `access.log` writes them (and the
+/// audit benchmark, which fills a store with synthetic entries).
+pub(crate) fn entry_writes(record: &AccessRecord) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+    let (t, h, d) = (record.logged_at, record.height, &record.request);
+    let mut out = vec![(
+        CF_ACCESS_LOG,
+        d.as_bytes().to_vec(),
+        borsh::to_vec(record).expect("borsh into a Vec cannot fail"),
+    )];
+    let mut keys = vec![
+        index_key(b'a', &[], t, h, d),
+        index_key(b'd', &record.dataset.0, t, h, d),
+        index_key(b'p', record.provider.as_str().as_bytes(), t, h, d),
+    ];
+    if let Some(g) = &record.grant {
+        keys.push(index_key(b'g', &g.0, t, h, d));
+    }
+    if let Some(c) = record.consumer.as_ref().filter(|c| **c != record.provider) {
+        keys.push(index_key(b'p', c.as_str().as_bytes(), t, h, d));
+    }
+    out.extend(keys.into_iter().map(|k| (CF_ACCESS_INDEX, k, Vec::new())));
+    out
 }
 
 /// `grant.use` bookkeeping: remembers which grant a request's use was
@@ -482,23 +522,8 @@ pub(crate) fn log(
         height: ctx.height,
         logged_at: ctx.timestamp,
     };
-    state.put(
-        CF_ACCESS_LOG,
-        digest.as_bytes().to_vec(),
-        borsh::to_vec(&record).expect("borsh into a Vec cannot fail"),
-    );
-    let mut keys = vec![
-        index_key(b'd', &r.dataset.0, ctx.height, &digest),
-        index_key(b'p', provider.as_str().as_bytes(), ctx.height, &digest),
-    ];
-    if let Some(g) = &grant {
-        keys.push(index_key(b'g', &g.id.0, ctx.height, &digest));
-    }
-    if let Some(c) = consumer.filter(|c| *c != provider) {
-        keys.push(index_key(b'p', c.as_str().as_bytes(), ctx.height, &digest));
-    }
-    for k in keys {
-        state.put(CF_ACCESS_INDEX, k, Vec::new());
+    for (cf, k, v) in entry_writes(&record) {
+        state.put(cf, k, v);
     }
     Ok(Applied::Committed(to_json(&record)))
 }
@@ -524,40 +549,22 @@ pub const MAX_PAGE: usize = 1000;
 
 /// A page of a listing, oldest first, after `cursor` (a previous page's `next`).
 pub fn list(store: &Store, by: &AccessQuery, cursor: Option<&[u8]>, limit: usize) -> crate::Result<AccessPage> {
-    let prefix = listing_prefix(by);
-    let limit = limit.clamp(1, MAX_PAGE);
-    let start = match cursor {
-        Some(c) => {
-            let mut s = prefix.clone();
-            s.extend_from_slice(c);
-            s.push(0);
-            s
-        }
-        None => prefix.clone(),
+    let filter = match by {
+        AccessQuery::Grant(g) => crate::audit::TraceFilter {
+            grant: Some(*g),
+            ..Default::default()
+        },
+        AccessQuery::Dataset(d) => crate::audit::TraceFilter {
+            dataset: Some(*d),
+            ..Default::default()
+        },
+        AccessQuery::Party(p) => crate::audit::TraceFilter {
+            party: Some(p.clone()),
+            ..Default::default()
+        },
+        AccessQuery::All => crate::audit::TraceFilter::default(),
     };
-    let rows = store.scan_from(CF_ACCESS_INDEX, &start, limit + 1)?;
-    let mut entries = Vec::new();
-    let (mut last, mut more) = (None, false);
-    for (k, _) in rows {
-        let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
-            break;
-        };
-        if entries.len() == limit {
-            more = true;
-            break;
-        }
-        let digest = rest
-            .get(8..40)
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .map(Digest)
-            .ok_or_else(corrupt)?;
-        entries.push(entry(store, &digest)?.ok_or_else(corrupt)?);
-        last = Some(hex::encode(rest));
-    }
-    Ok(AccessPage {
-        entries,
-        next: if more { last } else { None },
-    })
+    crate::audit::trace(store, &filter, &crate::audit::Scope::All, cursor, limit)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -567,7 +574,7 @@ pub struct AccessPage {
     pub next: Option<String>,
 }
 
-fn corrupt() -> crate::Error {
+pub(crate) fn corrupt() -> crate::Error {
     crate::Error::Ledger(liutong_ledger::Error::Corrupt("access log: unreadable entry".into()))
 }
 

@@ -55,6 +55,10 @@ pub struct AppState {
     pub provider: Option<Arc<crate::serve::Provider>>,
     /// The node's home (for the proving key it serves).
     pub home: crate::home::Home,
+    /// The ledger tables audit SQL reads (kept between queries).
+    pub audit: Arc<crate::audit::sql::LedgerTables>,
+    /// Limits on the queries this node runs (audit SQL too).
+    pub queries: crate::serve::QueryConfig,
 }
 
 /// Submits a transaction this node signed itself and waits for its block:
@@ -112,7 +116,11 @@ pub fn status_for(code: &str) -> StatusCode {
     match code {
         "not_found" | "route.not_found" | "party.not_found" => StatusCode::NOT_FOUND,
         "tx.oversize" | "request.too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "tx.bad_signature" | "delivery.bad_signature" | "receipt.bad_signature" => StatusCode::UNAUTHORIZED,
+        "tx.bad_signature" | "delivery.bad_signature" | "receipt.bad_signature" | "audit.bad_signature" => {
+            StatusCode::UNAUTHORIZED
+        }
+        "audit.malformed" | "audit.wrong_chain" | "audit.stale" | "audit.wrong_operation" => StatusCode::BAD_REQUEST,
+        "audit.not_visible" => StatusCode::FORBIDDEN,
         "delivery.not_here" => StatusCode::MISDIRECTED_REQUEST,
         "delivery.unknown_grant" | "delivery.unknown" | "delivery.not_offered" | "receipt.unknown_delivery" => {
             StatusCode::NOT_FOUND
@@ -314,6 +322,9 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         take_receipt,
         access_log,
         access_entry,
+        audit_trace,
+        audit_sql,
+        audit_bundle,
         zk_path,
         zk_nullifier,
         zk_proving_key,
@@ -357,6 +368,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/queries", post(start_query))
         .route("/v1/access-log", get(access_log))
         .route("/v1/access-log/{request}", get(access_entry))
+        .route("/v1/audit/trace", post(audit_trace))
+        .route("/v1/audit/sql", post(audit_sql))
+        .route("/v1/audit/bundle", post(audit_bundle))
         .route("/v1/zk/paths/{leaf}", get(zk_path))
         .route("/v1/zk/nullifiers/{nullifier}", get(zk_nullifier))
         .route("/v1/zk/proving-key", get(zk_proving_key))
@@ -1039,6 +1053,119 @@ async fn access_entry(
                 format!("no access-log entry for {digest}"),
             )
         })
+}
+
+/// A signed audit call from the body, checked: the caller's party and what it may see.
+async fn audit_call(
+    s: &Arc<AppState>,
+    req: Request,
+) -> Result<(crate::audit::AuditOp, crate::party::Party, crate::audit::Scope), ApiError> {
+    let body = raw_body(req, crate::audit::MAX_CALL).await?;
+    let call = crate::audit::SignedAuditCall::from_bytes(&body)?;
+    let (party, scope) = call.authorize(s.ledger.store(), &s.genesis, liutong_core::now_ms())?;
+    Ok((call.call.op, party, scope))
+}
+
+fn wrong_op(route: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "audit.wrong_operation",
+        format!("this call asks for another operation than {route}"),
+    )
+}
+
+/// A page of a trace: access-log entries by dataset (all versions), party,
+/// grant, action and time range, oldest first, as the caller may see them.
+/// The body is a signed audit call (borsh, operation `Trace`).
+#[utoipa::path(post, path = "/v1/audit/trace", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = crate::audit::TracePage), (status = "4XX", body = ErrorBody)))]
+async fn audit_trace(State(s): Shared, req: Request) -> Result<Json<crate::audit::TracePage>, ApiError> {
+    let (op, _, scope) = audit_call(&s, req).await?;
+    let crate::audit::AuditOp::Trace { filter, cursor, limit } = op else {
+        return Err(wrong_op("/v1/audit/trace"));
+    };
+    let ledger = s.ledger.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let head = ledger.height();
+        let page = crate::audit::trace(ledger.store(), &filter, &scope, cursor.as_deref(), limit as usize)?;
+        let (parties, datasets) = crate::audit::names_of(ledger.store(), &page.entries)?;
+        Ok::<_, crate::Error>(crate::audit::TracePage {
+            entries: page.entries,
+            next: page.next,
+            parties,
+            datasets,
+            head,
+            visibility: scope.describe(),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal.error", e.to_string()))??;
+    Ok(Json(page))
+}
+
+/// The media type of an Arrow IPC stream.
+pub const ARROW_MEDIA_TYPE: &str = "application/vnd.apache.arrow.stream";
+
+/// Read-only SQL over the ledger's tables (parties, datasets, offers,
+/// grants, access_log, notarizations, blocks), as the caller may see them.
+/// The body is a signed audit call (borsh, operation `Sql`); the answer is
+/// the result as an Arrow IPC stream.
+#[utoipa::path(post, path = "/v1/audit/sql", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the result", content_type = "application/vnd.apache.arrow.stream"),
+        (status = 422, description = "refused, with the reason", body = ErrorBody)))]
+async fn audit_sql(State(s): Shared, req: Request) -> Result<Response, ApiError> {
+    let (op, _, scope) = audit_call(&s, req).await?;
+    let crate::audit::AuditOp::Sql { sql } = op else {
+        return Err(wrong_op("/v1/audit/sql"));
+    };
+    let q = s.queries;
+    let limits = liutong_policies::query::QueryLimits {
+        memory_bytes: q.memory_bytes,
+        ..Default::default()
+    };
+    let run = s.audit.run(
+        &s.ledger,
+        &scope,
+        &sql,
+        limits,
+        q.max_result_bytes,
+        liutong_core::now_ms(),
+    );
+    let (ipc, rows) = tokio::time::timeout(q.timeout, run).await.map_err(|_| {
+        crate::Error::from(crate::delivery::Refusal::new(
+            "query.timeout",
+            format!("the query ran longer than this node allows ({} s)", q.timeout.as_secs()),
+        ))
+    })??;
+    Response::builder()
+        .header(header::CONTENT_TYPE, ARROW_MEDIA_TYPE)
+        .header("x-liutong-rows", rows.to_string())
+        .body(axum::body::Body::from(ipc))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal.error", e.to_string()))
+}
+
+/// An evidence bundle (`liutong-evidence/2`, without the exporter's
+/// attestation, which the exporter adds) for an entry, a grant or a trace,
+/// as the caller may see it. The body is a signed audit call (operation `Bundle`).
+#[utoipa::path(post, path = "/v1/audit/bundle", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the bundle (liutong-evidence/2 JSON)", body = Object), (status = "4XX", body = ErrorBody)))]
+async fn audit_bundle(State(s): Shared, req: Request) -> Result<Response, ApiError> {
+    let body = raw_body(req, crate::audit::MAX_CALL).await?;
+    let call = crate::audit::SignedAuditCall::from_bytes(&body)?;
+    let (_, scope) = call.authorize(s.ledger.store(), &s.genesis, liutong_core::now_ms())?;
+    let crate::audit::AuditOp::Bundle { subject } = call.call.op else {
+        return Err(wrong_op("/v1/audit/bundle"));
+    };
+    let (ledger, genesis, exporter) = (s.ledger.clone(), s.genesis.clone(), call.call.signer);
+    let bundle = tokio::task::spawn_blocking(move || {
+        crate::audit::bundle::build(&ledger, &genesis, &subject, &scope, &exporter)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal.error", e.to_string()))??;
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(bundle.to_canonical_json()))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal.error", e.to_string()))
 }
 
 /// A grant-tree leaf's authentication path at the tree's current root. Ask

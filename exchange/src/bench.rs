@@ -34,6 +34,9 @@ pub enum BenchCommand {
     Query(crate::bench_query::QueryBench),
     /// Private-use proofs: constraints, setup, prove, verify and batch verification against a naive circuit.
     Zk(crate::bench_zk::ZkBench),
+    /// Audit: trace and SQL latency over 100k and 1M access-log entries, and
+    /// bundles of real traces built and verified offline.
+    Audit(crate::bench_audit::AuditBench),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -113,6 +116,7 @@ pub async fn run(cmd: BenchCommand) -> Result<Output> {
         BenchCommand::Delivery(b) => Box::pin(crate::bench_delivery::run(b)).await,
         BenchCommand::Query(b) => Box::pin(crate::bench_query::run(b)).await,
         BenchCommand::Zk(b) => crate::bench_zk::run(b).await,
+        BenchCommand::Audit(b) => Box::pin(crate::bench_audit::run(b)).await,
     }
 }
 

@@ -88,9 +88,10 @@ pub enum Command {
     /// The on-chain access log: who received which data, when, under which grant.
     #[command(subcommand)]
     Access(crate::fetch::AccessCommand),
-    /// Auditing: open a private use's escrow.
+    /// Auditing: trace uses, SQL over the ledger, evidence bundles, reports,
+    /// opening private uses.
     #[command(subcommand)]
-    Audit(crate::zk_cli::AuditCommand),
+    Audit(crate::audit_cli::AuditCommand),
     /// Zero-knowledge keys and proofs: export for snarkjs.
     #[command(subcommand)]
     Zk(crate::zk_cli::ZkCommand),
@@ -278,7 +279,7 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Fetch(f) => crate::fetch::fetch(&home, f).await,
         Command::Query(q) => crate::query::query(&home, q).await,
         Command::Access(a) => crate::fetch::access(a).await,
-        Command::Audit(a) => crate::zk_cli::audit(&home, a).await,
+        Command::Audit(a) => crate::audit_cli::run(&home, a).await,
         Command::Zk(a) => crate::zk_cli::zk(&home, a).await,
         Command::Notarize {
             files,
@@ -675,6 +676,17 @@ pub async fn verify(home: &Home, a: VerifyArgs) -> Result<Output> {
         let genesis = Genesis::load(genesis_path)?;
         let text = std::fs::read_to_string(bundle_path)
             .map_err(|e| Error::Io(format!("cannot read {}: {e}", bundle_path.display())))?;
+        let format = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_string));
+        if format.as_deref() == Some(crate::audit::bundle::BUNDLE_FORMAT) {
+            if a.file.is_some() {
+                return Err(Error::BadRequest(
+                    "a FILE goes with a notarization bundle (liutong-evidence/1), not an audit bundle".into(),
+                ));
+            }
+            return crate::audit_cli::verify_bundle_file(text.as_bytes(), &genesis);
+        }
         let bundle: EvidenceBundle =
             serde_json::from_str(&text).map_err(|e| Error::BadEvidence(format!("{}: {e}", bundle_path.display())))?;
         let v = verify_bundle(&bundle, &genesis)?;

@@ -92,6 +92,29 @@ impl Client {
         self.answer(resp).await
     }
 
+    /// Posts a binary body (borsh) and answers the binary (or JSON) body.
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.binary_answer(resp).await
+    }
+
+    async fn binary_answer(&self, resp: reqwest::Response) -> Result<Vec<u8>> {
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        if status.is_success() {
+            Ok(bytes.to_vec())
+        } else {
+            Err(remote_error(status.as_u16(), &bytes))
+        }
+    }
+
     /// A binary resource.
     pub async fn bytes(&self, path: &str) -> Result<Vec<u8>> {
         let resp = self
@@ -100,13 +123,7 @@ impl Client {
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
-        if status.is_success() {
-            Ok(bytes.to_vec())
-        } else {
-            Err(remote_error(status.as_u16(), &bytes))
-        }
+        self.binary_answer(resp).await
     }
 
     pub async fn status(&self) -> Result<StatusView> {

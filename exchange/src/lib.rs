@@ -10,7 +10,10 @@
 
 pub mod access;
 pub mod api;
+pub mod audit;
+pub mod audit_cli;
 pub mod bench;
+pub mod bench_audit;
 pub mod bench_delivery;
 pub mod bench_query;
 pub mod bench_zk;

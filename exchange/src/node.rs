@@ -230,8 +230,17 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         stopping: shutdown.subscribe(),
         provider: provider.clone(),
         home: home.clone(),
+        audit: Arc::new(crate::audit::sql::LedgerTables::new()),
+        queries: config.queries,
     });
     let _reaper = provider.map(|p| tokio::spawn(p.reap(state.clone())));
+    // The audit service's Arrow tables, built once now rather than on the first query.
+    let warm = state.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = warm.audit.warm(&warm.ledger) {
+            tracing::warn!(error = %e, "building the audit tables");
+        }
+    });
     let app = api::router(state);
     let mut server_stop = shutdown.subscribe();
     let server = tokio::spawn(async move {

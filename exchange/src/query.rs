@@ -100,7 +100,7 @@ pub struct QueryArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Table,
     Csv,
     Json,
@@ -405,12 +405,12 @@ async fn receive(
     Ok((header, ipc))
 }
 
-fn read_ipc(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+pub(crate) fn read_ipc(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, arrow::error::ArrowError> {
     arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?.collect()
 }
 
 /// The result in the format asked for (Arrow IPC is written as received).
-fn render(batches: &[RecordBatch], format: Format) -> Result<String> {
+pub(crate) fn render(batches: &[RecordBatch], format: Format) -> Result<String> {
     let fail = |e: arrow::error::ArrowError| Error::Io(format!("formatting the result: {e}"));
     match format {
         Format::Table => Ok(arrow::util::pretty::pretty_format_batches(batches)

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-mod query;
+pub(crate) mod query;
 pub use query::{QueryConfig, QueryResult};
 
 /// Default time a provider waits for a receipt after a delivery's last stream ended.

@@ -12,19 +12,6 @@ use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
-pub enum AuditCommand {
-    /// (auditor) Open a private access-log entry: decrypt the escrow opening
-    /// sealed to you and check it against the entry's escrow tag, naming the
-    /// grant, its holder and the use index.
-    Open {
-        /// The entry (its request digest, as `access list` shows it).
-        entry: String,
-        #[command(flatten)]
-        node: NodeArg,
-    },
-}
-
-#[derive(Subcommand, Debug)]
 pub enum ZkCommand {
     /// Re-verify a private access-log entry's proof here, against the
     /// genesis's verifying key and the entry's public inputs.
@@ -66,8 +53,8 @@ async fn private_entry(
     Ok((record, p))
 }
 
-pub async fn audit(home: &Home, cmd: AuditCommand) -> Result<Output> {
-    let AuditCommand::Open { entry, node } = cmd;
+/// `liutong audit open ENTRY`: an auditor opens a private use's escrow.
+pub async fn open_entry(home: &Home, entry: String, node: NodeArg) -> Result<Output> {
     let client = Client::new(&node.node)?;
     let identity = home.identity()?;
     let me = client.key_binding(&identity.signing.public_key()).await?;

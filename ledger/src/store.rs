@@ -108,6 +108,45 @@ impl Store {
         Ok(out)
     }
 
+    /// Calls `visit` with each entry whose key is ≥ `start`, in key order,
+    /// until it answers false or the column family ends.
+    pub fn visit_from(
+        &self,
+        cf: &str,
+        start: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> std::result::Result<bool, Error>,
+    ) -> Result<()> {
+        for item in self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, rocksdb::Direction::Forward))
+        {
+            let (k, v) = item?;
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Point reads of many keys at once (RocksDB's batched `MultiGet`).
+    pub fn multi_get(&self, cf: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let handle = self.cf(cf)?;
+        let values = self.db.batched_multi_get_cf(handle, keys, false);
+        values.into_iter().map(|v| Ok(v?.map(|p| p.to_vec()))).collect()
+    }
+
+    /// Writes entries in one unsynced batch, bypassing every check. Exists
+    /// only so benchmarks can fill a store with synthetic state quickly.
+    #[doc(hidden)]
+    pub fn load_unchecked(&self, writes: &[(&'static str, Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (cf, key, value) in writes {
+            batch.put_cf(self.cf(cf)?, key, value);
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
     /// The greatest entry with key ≤ `key`.
     pub(crate) fn floor(&self, cf: &str, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let mut it = self

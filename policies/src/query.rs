@@ -180,22 +180,7 @@ impl PolicySession {
         limits: QueryLimits,
     ) -> Result<PolicySession, QueryRefusal> {
         let internal = |e: DataFusionError| refuse("query.internal", first_line(&e.to_string()));
-        let config = SessionConfig::new()
-            .with_information_schema(false)
-            .with_target_partitions(limits.partitions.max(1))
-            .with_default_catalog_and_schema("liutong", "public");
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(limits.memory_bytes, 1.0)
-            .build_arc()
-            .map_err(internal)?;
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_table_functions(Default::default())
-            .with_query_planner(Arc::new(PolicyPlanner))
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = read_only_context(limits, Some(Arc::new(PolicyPlanner)))?;
         // The consumer's view: allowed columns only, masked ones at their masked type.
         let view = Arc::new(EmptyTable::new(Arc::new(visible_schema(&table.schema(), terms)?)));
         ctx.register_table(TableReference::bare(name), view).map_err(internal)?;
@@ -225,21 +210,7 @@ impl PolicySession {
     /// [`MAX_SUBQUERY_DEPTH`] and [`MAX_RELATIONS`], which keeps the
     /// optimizer's and executor's recursion on the caller's thread bounded.
     pub async fn plan(&self, sql: &str) -> Result<PolicyPlan, QueryRefusal> {
-        if sql.len() > MAX_SQL {
-            return Err(refuse(
-                "query.too_long",
-                format!("the query is {} bytes; the limit is {MAX_SQL}", sql.len()),
-            ));
-        }
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("liutong-query-planner".into())
-                .stack_size(PLANNER_STACK)
-                .spawn_scoped(scope, || futures::executor::block_on(self.plan_here(sql)))
-                .map_err(|e| refuse("query.internal", format!("no thread to plan the query on: {e}")))?
-                .join()
-                .unwrap_or_else(|_| Err(refuse("query.internal", "planning the query failed")))
-        })
+        on_planner_thread(sql, || futures::executor::block_on(self.plan_here(sql)))
     }
 
     /// [`PolicySession::plan`] on the planner's thread.
@@ -251,7 +222,8 @@ impl PolicySession {
             .statement_to_plan(statement)
             .await
             .map_err(|e| self.planning_refusal(e))?;
-        check_nodes(&plan, &self.name)?;
+        let name = TableReference::bare(self.name.as_str());
+        check_nodes(&plan, &|t| *t == name, &self.name)?;
         let mut enforced = Enforced::new();
         let plan = match self.terms.min_group_size {
             Some(k) => {
@@ -395,6 +367,118 @@ impl PolicySession {
             );
         }
         refuse("query.invalid", message)
+    }
+}
+
+/// A session with no table functions, no information_schema and no file or
+/// URL tables, under `limits`; `planner` for sessions that plan extension
+/// nodes.
+fn read_only_context(
+    limits: QueryLimits,
+    planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
+) -> Result<SessionContext, QueryRefusal> {
+    let internal = |e: DataFusionError| refuse("query.internal", first_line(&e.to_string()));
+    let config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_target_partitions(limits.partitions.max(1))
+        .with_default_catalog_and_schema("liutong", "public");
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_bytes, 1.0)
+        .build_arc()
+        .map_err(internal)?;
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_table_functions(Default::default());
+    if let Some(p) = planner {
+        state = state.with_query_planner(p);
+    }
+    Ok(SessionContext::new_with_state(state.build()))
+}
+
+/// Runs `plan` on a thread of its own with [`PLANNER_STACK`] bytes of stack
+/// (see [`PolicySession::plan`] for why), after the length check.
+fn on_planner_thread<T: Send>(
+    sql: &str,
+    plan: impl FnOnce() -> Result<T, QueryRefusal> + Send,
+) -> Result<T, QueryRefusal> {
+    if sql.len() > MAX_SQL {
+        return Err(refuse(
+            "query.too_long",
+            format!("the query is {} bytes; the limit is {MAX_SQL}", sql.len()),
+        ));
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("liutong-query-planner".into())
+            .stack_size(PLANNER_STACK)
+            .spawn_scoped(scope, plan)
+            .map_err(|e| refuse("query.internal", format!("no thread to plan the query on: {e}")))?
+            .join()
+            .unwrap_or_else(|_| Err(refuse("query.internal", "planning the query failed")))
+    })
+}
+
+/// A read-only SQL session over a fixed set of tables (the audit service's
+/// ledger tables): the same refusals as a query under a grant (one SELECT,
+/// nothing that writes, no table functions, files or URLs, the same size
+/// and depth limits), without a grant's rewrite. What a caller may see is
+/// decided by the tables it is given.
+pub struct ReadOnlySession {
+    ctx: SessionContext,
+    names: Vec<String>,
+}
+
+impl ReadOnlySession {
+    pub fn new(tables: Vec<(String, Arc<dyn TableProvider>)>, limits: QueryLimits) -> Result<Self, QueryRefusal> {
+        let ctx = read_only_context(limits, None)?;
+        let mut names = Vec::new();
+        for (name, table) in tables {
+            ctx.register_table(TableReference::bare(name.as_str()), table)
+                .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?;
+            names.push(name);
+        }
+        Ok(ReadOnlySession { ctx, names })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Parses, plans and checks `sql`; nothing runs.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryRefusal> {
+        on_planner_thread(sql, || futures::executor::block_on(self.plan_here(sql)))
+    }
+
+    async fn plan_here(&self, sql: &str) -> Result<LogicalPlan, QueryRefusal> {
+        let statement = parse_one_select(sql)?;
+        let listed = format!("the tables {}", self.names.join(", "));
+        let plan = self.ctx.state().statement_to_plan(statement).await.map_err(|e| {
+            let message = first_line(&e.to_string());
+            if let DataFusionError::SchemaError(schema_error, _) = e.find_root() {
+                if let SchemaError::FieldNotFound { field, .. } = schema_error.as_ref() {
+                    return refuse("query.unknown_column", format!("no column {:?}", field.name));
+                }
+            }
+            if message.contains("function") && (message.contains("not found") || message.contains("Invalid function")) {
+                refuse("query.unknown_function", message)
+            } else if message.contains("table") && message.contains("not found") {
+                refuse(
+                    "query.unknown_table",
+                    format!("{message}: this query may read only {listed}"),
+                )
+            } else {
+                refuse("query.invalid", message)
+            }
+        })?;
+        let readable = |t: &TableReference| {
+            t.schema().is_none_or(|s| s == "public")
+                && t.catalog().is_none_or(|c| c == "liutong")
+                && self.names.iter().any(|n| n == t.table())
+        };
+        check_nodes(&plan, &readable, &listed)?;
+        Ok(plan)
     }
 }
 
@@ -578,9 +662,14 @@ impl Visitor for Shape {
     }
 }
 
-/// Only relational operators of a read-only query; a `SELECT … INTO` (a
-/// table creation), a recursive CTE or anything else is refused.
-fn check_nodes(plan: &LogicalPlan, name: &str) -> Result<(), QueryRefusal> {
+/// Only relational operators of a read-only query over the tables
+/// `readable` admits (`names` lists them for the refusal); a `SELECT … INTO`
+/// (a table creation), a recursive CTE or anything else is refused.
+fn check_nodes(
+    plan: &LogicalPlan,
+    readable: &dyn Fn(&TableReference) -> bool,
+    names: &str,
+) -> Result<(), QueryRefusal> {
     let mut refusal = None;
     plan.apply_with_subqueries(|node| {
         let bad = match node {
@@ -599,10 +688,10 @@ fn check_nodes(plan: &LogicalPlan, name: &str) -> Result<(), QueryRefusal> {
             | LogicalPlan::Values(_)
             | LogicalPlan::Distinct(_)
             | LogicalPlan::Unnest(_) => None,
-            LogicalPlan::TableScan(s) if s.table_name == TableReference::bare(name) => None,
+            LogicalPlan::TableScan(s) if readable(&s.table_name) => None,
             LogicalPlan::TableScan(s) => Some(refuse(
                 "query.unknown_table",
-                format!("this query may read only the table {name}, not {}", s.table_name),
+                format!("this query may read only {names}, not {}", s.table_name),
             )),
             LogicalPlan::RecursiveQuery(_) => Some(refuse("query.not_allowed", "recursive queries are not allowed")),
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Some(refuse(

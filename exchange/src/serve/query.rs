@@ -128,7 +128,7 @@ impl Provider {
         let config = self.queries;
         let run = async {
             let planned = session.plan(&sql).await.map_err(Refusal::from)?;
-            let ipc = run_to_ipc(&session, planned.plan, config.max_result_bytes).await?;
+            let ipc = run_to_ipc(session.context(), planned.plan, config.max_result_bytes).await?;
             Ok::<_, Error>((planned.enforced, ipc))
         };
         let (enforced, (ipc, rows)) = tokio::time::timeout(config.timeout, run).await.map_err(|_| {
@@ -226,8 +226,8 @@ impl Provider {
 
 /// Runs a planned query and writes its result as one Arrow IPC stream,
 /// refusing results larger than `max_bytes`. Answers the bytes and rows.
-async fn run_to_ipc(
-    session: &PolicySession,
+pub(crate) async fn run_to_ipc(
+    session: &datafusion::prelude::SessionContext,
     plan: datafusion::logical_expr::LogicalPlan,
     max_bytes: u64,
 ) -> Result<(Vec<u8>, u64)> {
@@ -244,7 +244,7 @@ async fn run_to_ipc(
             Refusal::new("query.failed", first).into()
         }
     };
-    let df = session.context().execute_logical_plan(plan).await.map_err(failed)?;
+    let df = session.execute_logical_plan(plan).await.map_err(failed)?;
     let mut stream = df.execute_stream().await.map_err(failed)?;
     let schema = stream.schema();
     let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema)

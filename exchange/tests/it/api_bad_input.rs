@@ -335,6 +335,9 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/queries",
         "/v1/access-log",
         "/v1/access-log/{request}",
+        "/v1/audit/trace",
+        "/v1/audit/sql",
+        "/v1/audit/bundle",
         "/v1/zk/paths/{leaf}",
         "/v1/zk/nullifiers/{nullifier}",
         "/v1/zk/proving-key",
@@ -367,4 +370,117 @@ async fn openapi_documents_every_route_the_server_serves() {
         assert!(status_schema.get(key).is_some(), "status field {key} is not documented");
     }
     net.node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_forged_audit_calls_get_codes() {
+    use liutong_exchange::audit::{AuditCall, AuditOp, SignedAuditCall, TraceFilter};
+    let net = orderer().await;
+    let (member_id, _) = member(&net, 71).await;
+    let before = snapshot(&net).await;
+    let call = |key: &liutong_core::SigningKey, chain: &str, time: u64, op: AuditOp| {
+        SignedAuditCall::sign(
+            AuditCall {
+                chain_id: chain.into(),
+                signer: key.public_key(),
+                time,
+                op,
+            },
+            key,
+        )
+        .to_bytes()
+    };
+    let trace = || AuditOp::Trace {
+        filter: TraceFilter::default(),
+        cursor: None,
+        limit: 10,
+    };
+    let now = liutong_core::now_ms();
+    let good = call(&member_id.signing, &net.chain, now, trace());
+    let (status, j) = post_raw(&net, "/v1/audit/trace", "application/octet-stream", good.clone()).await;
+    assert_eq!(status, 200, "{j}");
+    assert!(j["entries"].as_array().is_some_and(|e| e.is_empty()), "{j}");
+    assert!(j["visibility"].as_str().is_some_and(|v| v.contains("party")), "{j}");
+    let mut forged = good.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let stranger = liutong_core::SigningKey::generate();
+    let mut long = good.clone();
+    long.push(0);
+    for (route, body, status, code) in [
+        ("/v1/audit/trace", b"not borsh".to_vec(), 400, "audit.malformed"),
+        ("/v1/audit/trace", Vec::new(), 400, "audit.malformed"),
+        ("/v1/audit/trace", long, 400, "audit.malformed"),
+        ("/v1/audit/trace", forged, 401, "audit.bad_signature"),
+        (
+            "/v1/audit/trace",
+            call(&member_id.signing, "other-chain", now, trace()),
+            400,
+            "audit.wrong_chain",
+        ),
+        (
+            "/v1/audit/trace",
+            call(&member_id.signing, &net.chain, now - 3_600_000, trace()),
+            400,
+            "audit.stale",
+        ),
+        (
+            "/v1/audit/trace",
+            call(&stranger, &net.chain, now, trace()),
+            403,
+            "party.unknown_signer",
+        ),
+        ("/v1/audit/sql", good.clone(), 400, "audit.wrong_operation"),
+        ("/v1/audit/bundle", good.clone(), 400, "audit.wrong_operation"),
+        (
+            "/v1/audit/sql",
+            call(
+                &member_id.signing,
+                &net.chain,
+                now,
+                AuditOp::Sql {
+                    sql: "UPDATE grants SET uses = 0".into(),
+                },
+            ),
+            422,
+            "query.not_select",
+        ),
+        (
+            "/v1/audit/sql",
+            call(
+                &member_id.signing,
+                &net.chain,
+                now,
+                AuditOp::Sql {
+                    sql: "x".repeat(66_000),
+                },
+            ),
+            422,
+            "query.too_long",
+        ),
+        ("/v1/audit/sql", vec![0u8; 200_000], 413, "request.too_large"),
+        (
+            "/v1/audit/bundle",
+            call(
+                &member_id.signing,
+                &net.chain,
+                now,
+                AuditOp::Bundle {
+                    subject: liutong_exchange::audit::bundle::Subject::Entry {
+                        entry: liutong_core::Digest([7; 32]),
+                    },
+                },
+            ),
+            404,
+            "not_found",
+        ),
+    ] {
+        let (s, j) = post_raw(&net, route, "application/octet-stream", body).await;
+        assert_eq!(
+            (s, j["code"].as_str().unwrap_or_default()),
+            (status, code),
+            "{route}: {j}"
+        );
+    }
+    assert_eq!(snapshot(&net).await, before, "no audit call changes the ledger");
 }

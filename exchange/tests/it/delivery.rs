@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const CONSUMER: u32 = 9_100;
-const OTHER: u32 = 9_101;
-const PROVIDER: u32 = 9_102;
+pub(crate) const CONSUMER: u32 = 9_100;
+pub(crate) const OTHER: u32 = 9_101;
+pub(crate) const PROVIDER: u32 = 9_102;
 /// 3 MiB and a bit: four chunks at the genesis's 1 MiB.
 const SIZE: usize = 3 * 1024 * 1024 + 1234;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
+pub(crate) enum Mode {
     Pass,
     /// Flip the byte at this offset of the next answer stream.
     FlipAt(usize),
@@ -33,7 +33,7 @@ enum Mode {
 }
 
 /// A TCP proxy to the provider's node.
-struct Proxy {
+pub(crate) struct Proxy {
     url: String,
     target: Arc<Mutex<String>>,
     mode: Arc<Mutex<Mode>>,
@@ -97,7 +97,7 @@ fn start_provider(home: &Path, orderer: &str) -> (NodeProcess, String) {
     start_node_with(home, &["--receipt-timeout", "2", "--follow", orderer])
 }
 
-async fn liutong_async(home: PathBuf, args: Vec<String>) -> (bool, serde_json::Value) {
+pub(crate) async fn liutong_async(home: PathBuf, args: Vec<String>) -> (bool, serde_json::Value) {
     tokio::task::spawn_blocking(move || {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         liutong(&home, &a)
@@ -106,26 +106,26 @@ async fn liutong_async(home: PathBuf, args: Vec<String>) -> (bool, serde_json::V
     .expect("joins")
 }
 
-struct World {
-    net: Net,
-    dir: PathBuf,
-    provider_home: Home,
-    provider: Option<NodeProcess>,
-    provider_url: String,
-    proxy: Proxy,
-    consumer: Home,
-    other: Home,
-    dataset: String,
-    source: PathBuf,
+pub(crate) struct World {
+    pub(crate) net: Net,
+    pub(crate) dir: PathBuf,
+    pub(crate) provider_home: Home,
+    pub(crate) provider: Option<NodeProcess>,
+    pub(crate) provider_url: String,
+    pub(crate) proxy: Proxy,
+    pub(crate) consumer: Home,
+    pub(crate) other: Home,
+    pub(crate) dataset: String,
+    pub(crate) source: PathBuf,
 }
 
 impl World {
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     /// Waits until the provider's node has every block the orderer has.
-    async fn synced(&self) {
+    pub(crate) async fn synced(&self) {
         let want = self.net.node.ledger.height();
         let client = liutong_exchange::client::Client::new(&self.provider_url).expect("client");
         for _ in 0..200 {
@@ -138,7 +138,7 @@ impl World {
     }
 
     /// A grant for `who` on the download offer with `max_uses`.
-    async fn grant(&self, who: &Home, max_uses: u32) -> String {
+    pub(crate) async fn grant(&self, who: &Home, max_uses: u32) -> String {
         let (ok, j) = liutong_async(
             who.dir().to_path_buf(),
             [
@@ -165,7 +165,7 @@ impl World {
         j["grant"]["id"].as_str().expect("id").to_string()
     }
 
-    async fn fetch(&self, who: &Home, grant: &str, out: &str, extra: &[&str]) -> (bool, serde_json::Value) {
+    pub(crate) async fn fetch(&self, who: &Home, grant: &str, out: &str, extra: &[&str]) -> (bool, serde_json::Value) {
         let mut args: Vec<String> = [
             "fetch",
             &self.dataset,
@@ -203,7 +203,7 @@ impl World {
     }
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let net = orderer().await;
     let dir = net.dir.path().to_path_buf();
     let provider_home = Home::new(dir.join("provider"));

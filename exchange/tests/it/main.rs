@@ -2,6 +2,7 @@
 //! loopback sockets, the real `liutong` binary where a process matters.
 
 mod api_bad_input;
+mod audit;
 mod cli;
 mod common;
 mod crash;
