@@ -199,6 +199,17 @@ async fn auditors_trace_query_bundle_and_report_every_use() {
     )
     .await;
     assert!(ok && !rows(&j).is_empty(), "{j}");
+    let (ok, j) = audit(
+        &auditor,
+        &node,
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM access_log WHERE logged_at >= '2020-01-01'",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(ok && rows(&j)[0]["n"] == 4, "a time compares with a date: {j}");
     for (who, n) in [(&w.consumer, 2), (&w.other, 1), (&w.provider_home, 4)] {
         let (ok, j) = audit(who, &node, &["sql", "SELECT count(*) AS n FROM access_log", "--json"]).await;
         assert!(ok, "{j}");
