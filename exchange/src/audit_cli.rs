@@ -369,8 +369,29 @@ pub async fn export_bundle(home: &Home, node: &NodeArg, subject: Subject, out: &
     let client = Client::new(&node.node)?;
     let genesis = chain_genesis(home, &client, false).await?;
     let identity = home.identity()?;
-    let body = call(home, &client, "/v1/audit/bundle", AuditOp::Bundle { subject }).await?;
+    let known = client.status().await?.height;
+    let body = call(
+        home,
+        &client,
+        "/v1/audit/bundle",
+        AuditOp::Bundle {
+            subject: subject.clone(),
+        },
+    )
+    .await?;
     let mut bundle: Bundle = json_of(&client, &body)?;
+    // Sign only what was asked for, proven against a head no older than the node had.
+    if bundle.subject != subject {
+        return Err(Error::BadEvidence(
+            "the node answered a bundle for another subject".into(),
+        ));
+    }
+    if bundle.head.height < known {
+        return Err(Error::BadEvidence(format!(
+            "the node answered a bundle proven at block {}, older than its head {known}",
+            bundle.head.height
+        )));
+    }
     bundle.attest(&identity.signing, now_ms());
     let file = bundle.to_canonical_json();
     let started = Instant::now();

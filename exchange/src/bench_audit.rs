@@ -174,7 +174,7 @@ pub async fn run(mut b: AuditBench) -> Result<Output> {
     let providers = (0..PROVIDERS).map(party_code).collect::<Result<Vec<_>>>()?;
     let largest = b.sizes.last().copied().unwrap_or(0);
     let t0 = now_ms() - 91 * DAY;
-    let tables = LedgerTables::new();
+    let tables = std::sync::Arc::new(LedgerTables::new());
     let mut written = 0;
     let mut at = Vec::new();
     for &size in &b.sizes {

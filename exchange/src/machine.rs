@@ -298,6 +298,17 @@ pub(crate) fn active_signer(state: &Overlay<'_>, key: &PublicKey) -> Result<Part
             format!("party {} {what}", party.profile.credit_code),
         ));
     }
+    // A key is the party's only while it is the profile's key (a rejected
+    // application's key, replaced by a new application, is not).
+    if party.profile.signing_key != *key {
+        return Err(Rejection::new(
+            "party.key_retired",
+            format!(
+                "signing key {key} is not party {}'s current key",
+                party.profile.credit_code
+            ),
+        ));
+    }
     Ok(party)
 }
 
@@ -384,6 +395,13 @@ fn register(
                 "party.key_in_use",
                 format!("signing key {signer} is already bound to party {}", binding.party),
             ));
+        }
+    }
+    // A new application after a rejection retires the rejected one's key.
+    if let Some(old) = existing.as_ref().filter(|p| p.profile.signing_key != *signer) {
+        let old_key = old.profile.signing_key;
+        if let Some(b) = read::<KeyBinding>(state, CF_PARTY_KEYS, old_key.as_bytes())? {
+            bind_key(state, &old_key, &code, false, b.bound_by);
         }
     }
     let mut history = existing.map(|p| p.history).unwrap_or_default();

@@ -115,6 +115,20 @@ pub const AGGREGATE_ONLY_FUNCTIONS: [&str; 20] = [
     "approx_median",
 ];
 
+/// Scalar functions whose output size an argument sets (a list of a
+/// billion numbers, a string repeated a billion times): their values are
+/// allocated outside DataFusion's memory pool, so a query could exhaust the
+/// node before any limit applied.
+pub const AMPLIFYING_FUNCTIONS: [&str; 7] = [
+    "range",
+    "generate_series",
+    "repeat",
+    "array_repeat",
+    "lpad",
+    "rpad",
+    "array_resize",
+];
+
 /// Why a query is refused; `code` is stable, `message` names the reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -712,6 +726,18 @@ fn check_nodes(
                 if let Expr::Placeholder(p) = e {
                     refusal = Some(refuse("query.not_allowed", format!("parameter {} has no value", p.id)));
                     return Ok(TreeNodeRecursion::Stop);
+                }
+                if let Expr::ScalarFunction(f) = e {
+                    if AMPLIFYING_FUNCTIONS.contains(&f.func.name()) {
+                        refusal = Some(refuse(
+                            "query.not_allowed",
+                            format!(
+                                "{}() builds values of any size from a small input; it is not allowed in a query",
+                                f.func.name()
+                            ),
+                        ));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
                 }
                 Ok(TreeNodeRecursion::Continue)
             })?;

@@ -192,7 +192,8 @@ fn entries_of(ledger: &Ledger, subject: &Subject, scope: &Scope) -> Result<Vec<A
                 grant: Some(*grant),
                 ..Default::default()
             };
-            trace_all(store, &filter, &Scope::All, MAX_BUNDLE_ENTRIES)
+            // A holder by transfer sees its own uses, not the earlier holder's.
+            trace_all(store, &filter, scope, MAX_BUNDLE_ENTRIES)
         }
         Subject::Trace { filter } => trace_all(store, filter, scope, MAX_BUNDLE_ENTRIES),
     }
@@ -555,8 +556,10 @@ pub fn verify(file: &[u8], genesis: &Genesis) -> Result<VerifiedBundle> {
         decoded.len() as u64,
     );
 
-    // Keys: registrations bind a key to a party, rotations move it on.
+    // Keys: registrations bind a key to a party, rotations move it on (and
+    // retire the old key from that leaf on).
     let mut parties: HashMap<PublicKey, Named> = HashMap::new();
+    let mut retired: HashMap<PublicKey, u64> = HashMap::new();
     let operator = Named {
         credit_code: genesis.operator.credit_code.to_string(),
         legal_name: genesis.operator.legal_name.clone(),
@@ -567,10 +570,11 @@ pub fn verify(file: &[u8], genesis: &Genesis) -> Result<VerifiedBundle> {
         match tx.tx.kind.as_str() {
             KIND_REGISTER => {
                 let body: RegisterParty = decode_canonical("registration", &tx.tx.body)?;
+                let code = CreditCode::parse(&body.credit_code).map_err(|e| bad(format!("{what}: {e}")))?;
                 parties.insert(
                     tx.tx.signer,
                     Named {
-                        credit_code: body.credit_code,
+                        credit_code: code.to_string(),
                         legal_name: body.legal_name,
                     },
                 );
@@ -582,6 +586,7 @@ pub fn verify(file: &[u8], genesis: &Genesis) -> Result<VerifiedBundle> {
                     .ok_or_else(|| bad(format!("{what}: a rotation by a key no earlier transaction binds")))?;
                 let body: RotateKeys = decode_canonical("rotation", &tx.tx.body)?;
                 parties.insert(body.new_signing_key, party);
+                retired.insert(tx.tx.signer, t.leaf_index);
             }
             kind => return Err(bad(format!("{what}: a {kind} transaction binds no key"))),
         }
@@ -590,6 +595,16 @@ pub fn verify(file: &[u8], genesis: &Genesis) -> Result<VerifiedBundle> {
         "signing key bound to its party (registration, then rotations)",
         decoded.iter().filter(|(t, ..)| t.role == Role::Key).count() as u64,
     );
+    if let Some((t, tx, ..)) = decoded
+        .iter()
+        .find(|(t, tx, ..)| retired.get(&tx.tx.signer).is_some_and(|at| t.leaf_index > *at))
+    {
+        return Err(bad(format!(
+            "transaction at leaf {}: signed by key {} after it was rotated out",
+            t.leaf_index, tx.tx.signer
+        )));
+    }
+    checks.pass("transaction signed by a key not yet rotated out", decoded.len() as u64);
     let party_of = |key: &PublicKey, what: &str| -> Result<Named> {
         parties.get(key).cloned().ok_or_else(|| {
             bad(format!(
@@ -800,6 +815,12 @@ pub fn verify(file: &[u8], genesis: &Genesis) -> Result<VerifiedBundle> {
         .as_ref()
         .ok_or_else(|| bad("the bundle carries no exporter's signature (attestation)"))?;
     let exported_by = party_of(&a.key, "the attestation")?;
+    if retired.contains_key(&a.key) {
+        return Err(bad(format!(
+            "the exporter's key {} was rotated out (the bundle holds the rotation)",
+            a.key
+        )));
+    }
     a.key
         .verify(&bundle.attest_message(a.time), &a.signature)
         .map_err(|_| {

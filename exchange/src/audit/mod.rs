@@ -130,8 +130,12 @@ impl Scope {
 /// Most entries in one trace page.
 pub const MAX_PAGE: usize = 1000;
 
-/// Index keys read per round while a page fills.
+/// Most index keys read per round while a page fills.
 const READ_AHEAD: usize = 512;
+
+/// Index entries one page may read; past them the page ends early (with
+/// `next`), so no call reads an unbounded listing.
+const SCAN_BUDGET: usize = 20_000;
 
 /// A page of a trace, oldest first, after `cursor` (a previous page's
 /// `next`): the most selective listing the filter names (grant, dataset,
@@ -145,12 +149,14 @@ pub fn trace(
     cursor: Option<&[u8]>,
     limit: usize,
 ) -> crate::Result<crate::access::AccessPage> {
-    let by = match (&filter.grant, &filter.dataset, &filter.party, scope) {
+    // A restricted caller reads its own listing (everything it may see is
+    // there), unless a grant's is smaller.
+    let by = match (&filter.grant, scope, &filter.dataset, &filter.party) {
         (Some(g), ..) => AccessQuery::Grant(*g),
-        (None, Some(d), ..) => AccessQuery::Dataset(*d),
-        (None, None, Some(p), _) => AccessQuery::Party(p.clone()),
-        (None, None, None, Scope::Party(me)) => AccessQuery::Party(me.clone()),
-        (None, None, None, Scope::All) => AccessQuery::All,
+        (None, Scope::Party(me), ..) => AccessQuery::Party(me.clone()),
+        (None, Scope::All, Some(d), _) => AccessQuery::Dataset(*d),
+        (None, Scope::All, None, Some(p)) => AccessQuery::Party(p.clone()),
+        (None, Scope::All, None, None) => AccessQuery::All,
     };
     let limit = limit.clamp(1, MAX_PAGE);
     let prefix = listing_prefix(&by);
@@ -174,6 +180,9 @@ pub fn trace(
     let mut entries = Vec::new();
     let mut last: Option<Vec<u8>> = None;
     let mut more = false;
+    // Read what the page needs first, more while filters skip entries.
+    let mut ahead = (limit + 1).min(READ_AHEAD);
+    let mut scanned = 0;
     'pages: loop {
         let mut tails: Vec<Vec<u8>> = Vec::new();
         let mut ended = false;
@@ -191,7 +200,7 @@ pub fn trace(
                 return Ok(false);
             }
             tails.push(tail.to_vec());
-            Ok(tails.len() < READ_AHEAD)
+            Ok(tails.len() < ahead)
         })?;
         if tails.is_empty() {
             break;
@@ -213,9 +222,18 @@ pub fn trace(
             entries.push(record);
             last = Some(tail.clone());
         }
-        if ended || tails.len() < READ_AHEAD {
+        if ended || tails.len() < ahead {
             break;
         }
+        scanned += tails.len();
+        if scanned >= SCAN_BUDGET {
+            // A page of few matches among many entries ends here; `next`
+            // continues from the last entry read.
+            last = tails.last().cloned();
+            more = true;
+            break;
+        }
+        ahead = (ahead * 2).min(READ_AHEAD);
         start = prefix.clone();
         start.extend_from_slice(tails.last().expect("not empty"));
         start.push(0);
@@ -368,6 +386,9 @@ impl SignedAuditCall {
             .ok_or_else(corrupt)?;
         if let Some((code, why)) = party.status.refusal() {
             return Err(Refusal::new(code, format!("party {} {why}", party.profile.credit_code)).into());
+        }
+        if party.profile.signing_key != c.signer {
+            return Err(Refusal::new("party.key_retired", "the call's key is not its party's current key").into());
         }
         let scope = if party.profile.credit_code == genesis.operator.credit_code
             || party.profile.roles.contains(&Role::Auditor)

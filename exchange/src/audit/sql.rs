@@ -319,9 +319,22 @@ struct Cached {
 }
 
 /// A node's cache of the growing ledger tables; one per node.
-#[derive(Default)]
 pub struct LedgerTables {
     cached: Mutex<Cached>,
+    /// Audit queries running at once on this node.
+    running: tokio::sync::Semaphore,
+}
+
+/// Audit queries a node runs at once; more wait their turn.
+const CONCURRENT_QUERIES: usize = 2;
+
+impl Default for LedgerTables {
+    fn default() -> LedgerTables {
+        LedgerTables {
+            cached: Mutex::new(Cached::default()),
+            running: tokio::sync::Semaphore::new(CONCURRENT_QUERIES),
+        }
+    }
 }
 
 impl LedgerTables {
@@ -364,36 +377,28 @@ impl LedgerTables {
                 for v in store.multi_get(CF_ACCESS_LOG, &keys)? {
                     entries.push(borsh::from_slice::<AccessRecord>(&v.ok_or_else(corrupt)?).map_err(|_| corrupt())?);
                 }
+                // Every fallible step before the cache changes.
+                c.access = appended(&c.access, access_batches(&entries)?, "access_log")?;
                 c.access_rows += entries.len();
-                c.access.extend(access_batches(&entries)?);
-                // Many small appends become one batch now and then.
-                if c.access.len() > 64 {
-                    let merged = arrow::compute::concat_batches(&schema("access_log").expect("a table"), &c.access)
-                        .map_err(arrow_error)?;
-                    c.access = vec![merged];
-                }
             }
             c.access_upto = Some(last);
         }
         let head = ledger.height();
         if head > c.blocks_upto {
+            let mut added = Vec::new();
             let mut b = BlockColumns::new((head - c.blocks_upto) as usize);
             for h in c.blocks_upto + 1..=head {
                 b.push(&ledger.header(h)?.header);
                 if b.len() == BATCH_ROWS {
                     let full = std::mem::replace(&mut b, BlockColumns::new(BATCH_ROWS));
-                    c.blocks.push(full.finish()?);
+                    added.push(full.finish()?);
                 }
             }
             if b.len() > 0 {
-                c.blocks.push(b.finish()?);
+                added.push(b.finish()?);
             }
+            c.blocks = appended(&c.blocks, added, "blocks")?;
             c.blocks_upto = head;
-            if c.blocks.len() > 64 {
-                let merged = arrow::compute::concat_batches(&schema("blocks").expect("a table"), &c.blocks)
-                    .map_err(arrow_error)?;
-                c.blocks = vec![merged];
-            }
         }
         Ok((c.access.clone(), c.blocks.clone()))
     }
@@ -447,21 +452,50 @@ impl LedgerTables {
     }
 
     /// Plans and runs `sql` over the tables `scope` may see; answers the
-    /// result as one Arrow IPC stream and its row count.
+    /// result as one Arrow IPC stream and its row count. Building the
+    /// tables and planning run on a blocking thread; at most
+    /// [`CONCURRENT_QUERIES`] run at once.
     pub async fn run(
-        &self,
-        ledger: &Ledger,
+        self: &Arc<Self>,
+        ledger: &Arc<Ledger>,
         scope: &Scope,
         sql: &str,
         limits: QueryLimits,
         max_result_bytes: u64,
         now: Timestamp,
     ) -> Result<(Vec<u8>, u64)> {
-        let tables = self.tables(ledger, scope, now)?;
-        let session = ReadOnlySession::new(tables, limits).map_err(|r| Refusal::new(r.code, r.message))?;
-        let plan = session.plan(sql).await.map_err(|r| Refusal::new(r.code, r.message))?;
+        let _turn = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| Error::Io("the audit service is stopping".into()))?;
+        let (me, ledger, scope, sql) = (self.clone(), ledger.clone(), scope.clone(), sql.to_string());
+        let (session, plan) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let tables = me.tables(&ledger, &scope, now)?;
+            let session = ReadOnlySession::new(tables, limits).map_err(|r| Refusal::new(r.code, r.message))?;
+            let plan = futures::executor::block_on(session.plan(&sql)).map_err(|r| Refusal::new(r.code, r.message))?;
+            Ok((session, plan))
+        })
+        .await
+        .map_err(|e| Error::Io(format!("planning the query: {e}")))??;
         crate::serve::query::run_to_ipc(session.context(), plan, max_result_bytes).await
     }
+}
+
+/// `batches` and then `added`; once more than 16 small batches trail, they
+/// become one (so the many small appends of a busy node stay few batches;
+/// full ones are never merged, which bounds a batch well below Arrow's
+/// 2 GiB string offsets).
+fn appended(batches: &[RecordBatch], added: Vec<RecordBatch>, table: &str) -> Result<Vec<RecordBatch>> {
+    let mut out = batches.to_vec();
+    out.extend(added);
+    let small = out.iter().rev().take_while(|b| b.num_rows() < BATCH_ROWS).count();
+    if small > 16 {
+        let tail = out.split_off(out.len() - small);
+        let merged = arrow::compute::concat_batches(&schema(table).expect("a table"), &tail).map_err(arrow_error)?;
+        out.push(merged);
+    }
+    Ok(out)
 }
 
 /// New entries past which the cache is rebuilt from one scan of the log.

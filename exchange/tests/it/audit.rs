@@ -243,6 +243,11 @@ async fn auditors_trace_query_bundle_and_report_every_use() {
         ("SELEC * FROM access_log", "query.syntax"),
         ("SELECT nope FROM access_log", "query.unknown_column"),
         ("   ", "query.empty"),
+        (
+            "SELECT repeat(legal_name, 1000000000) FROM parties",
+            "query.not_allowed",
+        ),
+        ("SELECT lpad(name, 2000000000) FROM datasets", "query.not_allowed"),
     ] {
         let (ok, j) = audit(&w.consumer, &node, &["sql", sql, "--json"]).await;
         assert!(!ok, "{sql}: {j}");

@@ -67,6 +67,42 @@ async fn standing_changes_and_their_refusals() {
     assert_eq!(p.status, PartyStatus::Active);
     assert_eq!(p.history.len(), 4, "applied, rejected, applied, approved");
 
+    // An impostor's rejected application does not make its key the party's
+    // when the real organization applies with its own key and is approved.
+    let impostor = Identity::generate();
+    let real = Identity::generate();
+    let c3 = code(13);
+    net.client
+        .submit_bytes(&registration(&net, &impostor, &c3))
+        .await
+        .expect("the impostor applies");
+    net.client
+        .submit_bytes(&standing(&net, KIND_REJECT, op, &c3))
+        .await
+        .expect("rejects");
+    net.client
+        .submit_bytes(&registration(&net, &real, &c3))
+        .await
+        .expect("the real one applies");
+    net.client
+        .submit_bytes(&standing(&net, KIND_APPROVE, op, &c3))
+        .await
+        .expect("approves");
+    assert_eq!(
+        refusal(&net, &notarize(&net, &impostor.signing, b"as the real one")).await,
+        "party.key_retired"
+    );
+    let binding = net
+        .client
+        .key_binding(&impostor.signing.public_key())
+        .await
+        .expect("binding");
+    assert!(!binding.current, "the rejected application's key is retired");
+    net.client
+        .submit_bytes(&notarize(&net, &real.signing, b"the real one"))
+        .await
+        .expect("the approved key works");
+
     // A bad profile is refused.
     let body = RegisterParty {
         legal_name: "No Endpoint Co".into(),
