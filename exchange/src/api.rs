@@ -1114,7 +1114,7 @@ pub const ARROW_MEDIA_TYPE: &str = "application/vnd.apache.arrow.stream";
     responses((status = 200, description = "the result", content_type = "application/vnd.apache.arrow.stream"),
         (status = 422, description = "refused, with the reason", body = ErrorBody)))]
 async fn audit_sql(State(s): Shared, req: Request) -> Result<Response, ApiError> {
-    let (op, _, scope) = audit_call(&s, req).await?;
+    let (op, party, scope) = audit_call(&s, req).await?;
     let crate::audit::AuditOp::Sql { sql } = op else {
         return Err(wrong_op("/v1/audit/sql"));
     };
@@ -1123,9 +1123,13 @@ async fn audit_sql(State(s): Shared, req: Request) -> Result<Response, ApiError>
         memory_bytes: q.memory_bytes,
         ..Default::default()
     };
+    let caller = crate::audit::sql::Caller {
+        scope,
+        roles: party.profile.roles,
+    };
     let run = s.audit.run(
         &s.ledger,
-        &scope,
+        &caller,
         &sql,
         limits,
         q.max_result_bytes,

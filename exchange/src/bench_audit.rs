@@ -14,7 +14,7 @@
 
 use crate::access::{entry_writes, AccessOutcome, AccessRecord, LogAccess, QueryEntry};
 use crate::audit::bundle::{self, Subject};
-use crate::audit::sql::LedgerTables;
+use crate::audit::sql::{Caller, LedgerTables};
 use crate::audit::{trace_all, Scope, TraceFilter};
 use crate::cli::{self, InitArgs, Output};
 use crate::client::{sign_tx, Client};
@@ -236,7 +236,7 @@ pub async fn run(mut b: AuditBench) -> Result<Output> {
         let now = now_ms();
         let t = Instant::now();
         tables
-            .run(&ledger, &Scope::All, SQL_BY_DATASET, limits, u64::MAX, now)
+            .run(&ledger, &Caller::everything(), SQL_BY_DATASET, limits, u64::MAX, now)
             .await?;
         let sql_first_ms = ms(t);
         let mut agg = Vec::new();
@@ -245,7 +245,7 @@ pub async fn run(mut b: AuditBench) -> Result<Output> {
         for i in 0..5 {
             let t = Instant::now();
             let (_, rows) = tables
-                .run(&ledger, &Scope::All, SQL_BY_DATASET, limits, u64::MAX, now)
+                .run(&ledger, &Caller::everything(), SQL_BY_DATASET, limits, u64::MAX, now)
                 .await?;
             agg.push(ms(t));
             if rows == 0 {
@@ -253,10 +253,13 @@ pub async fn run(mut b: AuditBench) -> Result<Output> {
             }
             let t = Instant::now();
             tables
-                .run(&ledger, &Scope::All, SQL_BY_DAY, limits, u64::MAX, now)
+                .run(&ledger, &Caller::everything(), SQL_BY_DAY, limits, u64::MAX, now)
                 .await?;
             by_day.push(ms(t));
-            let me = Scope::Party(consumers[i * 31 % consumers.len()].clone());
+            let me = Caller {
+                scope: Scope::Party(consumers[i * 31 % consumers.len()].clone()),
+                roles: vec![Role::Consumer],
+            };
             let t = Instant::now();
             tables.run(&ledger, &me, SQL_BY_DATASET, limits, u64::MAX, now).await?;
             restricted.push(ms(t));

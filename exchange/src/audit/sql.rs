@@ -22,7 +22,7 @@ use crate::delivery::Refusal;
 use crate::grants::{GrantRecord, OfferRecord};
 use crate::machine::{CF_ACCESS_INDEX, CF_ACCESS_LOG, CF_DATASETS, CF_GRANTS, CF_NOTARIZATIONS, CF_OFFERS, CF_PARTIES};
 use crate::notary::Notarization;
-use crate::party::Party;
+use crate::party::{Party, Role};
 use crate::{Error, Result};
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, StringArray, StringBuilder, TimestampMillisecondBuilder,
@@ -32,7 +32,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use liutong_core::Timestamp;
+use datafusion::logical_expr::LogicalPlan;
+use liutong_core::{CreditCode, Timestamp};
 use liutong_ledger::{Ledger, Store};
 use liutong_policies::query::{QueryLimits, ReadOnlySession};
 use std::sync::{Arc, Mutex};
@@ -318,6 +319,24 @@ struct Cached {
     blocks_upto: u64,
 }
 
+/// Who runs a query: what it may see, and its roles (for the refusal of
+/// rows it can never see).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub scope: Scope,
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    /// The operator or an auditor.
+    pub fn everything() -> Caller {
+        Caller {
+            scope: Scope::All,
+            roles: Vec::new(),
+        }
+    }
+}
+
 /// A node's cache of the growing ledger tables; one per node.
 pub struct LedgerTables {
     cached: Mutex<Cached>,
@@ -458,7 +477,7 @@ impl LedgerTables {
     pub async fn run(
         self: &Arc<Self>,
         ledger: &Arc<Ledger>,
-        scope: &Scope,
+        caller: &Caller,
         sql: &str,
         limits: QueryLimits,
         max_result_bytes: u64,
@@ -469,17 +488,103 @@ impl LedgerTables {
             .acquire()
             .await
             .map_err(|_| Error::Io("the audit service is stopping".into()))?;
-        let (me, ledger, scope, sql) = (self.clone(), ledger.clone(), scope.clone(), sql.to_string());
+        let (me, ledger, sql) = (self.clone(), ledger.clone(), sql.to_string());
+        let Caller { scope, roles } = caller.clone();
         let (session, plan) = tokio::task::spawn_blocking(move || -> Result<_> {
             let tables = me.tables(&ledger, &scope, now)?;
             let session = ReadOnlySession::new(tables, limits).map_err(|r| Refusal::new(r.code, r.message))?;
             let plan = futures::executor::block_on(session.plan(&sql)).map_err(|r| Refusal::new(r.code, r.message))?;
+            if let Scope::Party(caller) = &scope {
+                outright_request_for_others(&plan, caller, &roles)?;
+            }
             Ok((session, plan))
         })
         .await
         .map_err(|e| Error::Io(format!("planning the query: {e}")))??;
         crate::serve::query::run_to_ipc(session.context(), plan, max_result_bytes).await
     }
+}
+
+/// Party columns of the restricted tables, and the role under which a
+/// restricted caller may see rows naming another party in them: a
+/// provider sees other consumers' uses of its datasets and the grants it
+/// gave others; a consumer sees the uses and grants of other providers'
+/// datasets it took. A notarization is only ever its notary's.
+const PARTY_COLUMNS: [(&str, &str, Option<Role>); 5] = [
+    ("access_log", "consumer", Some(Role::Provider)),
+    ("access_log", "provider", Some(Role::Consumer)),
+    ("grants", "holder", Some(Role::Provider)),
+    ("grants", "provider", Some(Role::Consumer)),
+    ("notarizations", "notary", None),
+];
+
+/// Refuses a restricted caller's query that asks outright for rows it can
+/// never see: a filter `column = 'code'` on a party column of `access_log`,
+/// `grants` or `notarizations` naming another party, where the caller's
+/// roles admit no such row. The refusal depends on the query and the
+/// caller alone, never on the data, so it tells nothing; any other way of
+/// asking finds no such rows, since they are not in the caller's tables.
+fn outright_request_for_others(plan: &LogicalPlan, me: &CreditCode, roles: &[Role]) -> Result<()> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+    use datafusion::scalar::ScalarValue;
+    // Which ledger table each name in the plan (a table or an alias) reads.
+    let mut tables: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::TableScan(t) => {
+                tables.insert(t.table_name.table().to_string(), t.table_name.table().to_string());
+            }
+            LogicalPlan::SubqueryAlias(a) => {
+                if let LogicalPlan::TableScan(t) = a.input.as_ref() {
+                    tables.insert(a.alias.table().to_string(), t.table_name.table().to_string());
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let mut refusal = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        let LogicalPlan::Filter(f) = node else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        for conjunct in datafusion::logical_expr::utils::split_conjunction(&f.predicate) {
+            let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = conjunct else {
+                continue;
+            };
+            let (column, value) = match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+                _ => continue,
+            };
+            let (ScalarValue::Utf8(Some(code)) | ScalarValue::LargeUtf8(Some(code)) | ScalarValue::Utf8View(Some(code))) =
+                value
+            else {
+                continue;
+            };
+            let Some(table) = column.relation.as_ref().and_then(|r| tables.get(r.table())) else {
+                continue;
+            };
+            let Some((_, _, unless)) = PARTY_COLUMNS
+                .iter()
+                .find(|(t, c, _)| t == table && *c == column.name)
+            else {
+                continue;
+            };
+            if code.trim() != me.as_str() && !unless.is_some_and(|role| roles.contains(&role)) {
+                refusal = Some(Refusal::new(
+                    "audit.not_visible",
+                    format!(
+                        "the query asks for rows of {table} whose {} is {code:?}; you see the rows your party {me} is a party to",
+                        column.name
+                    ),
+                ));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    refusal.map_or(Ok(()), |r| Err(r.into()))
 }
 
 /// `batches` and then `added`; once more than 16 small batches trail, they

@@ -215,19 +215,55 @@ async fn auditors_trace_query_bundle_and_report_every_use() {
         assert!(ok, "{j}");
         assert_eq!(rows(&j)[0]["n"], n, "{j}");
     }
-    // Asking for rows outside one's view finds none: they are not in the
-    // caller's tables (row-level security; a refusal would tell that they exist).
+    // Any other way of asking for rows outside one's view finds none: they
+    // are not in the caller's tables (row-level security).
     let (ok, j) = audit(
         &w.other,
         &node,
         &[
             "sql",
-            &format!("SELECT * FROM access_log WHERE consumer = '{}'", code(CONSUMER)),
+            &format!(
+                "SELECT * FROM access_log WHERE consumer = '{}' OR consumer LIKE '%{}'",
+                code(OTHER),
+                &code(CONSUMER)[10..]
+            ),
             "--json",
         ],
     )
     .await;
-    assert!(ok && rows(&j).is_empty(), "{j}");
+    assert!(ok, "{j}");
+    assert!(rows(&j).iter().all(|r| r["consumer"] == code(OTHER)), "{j}");
+    // Asking outright for rows one's roles never admit is refused, by the
+    // query alone (a consumer asking for another consumer's uses, anyone
+    // for another's notarizations).
+    for sql in [
+        format!("SELECT count(*) FROM access_log WHERE consumer = '{}'", code(CONSUMER)),
+        format!(
+            "SELECT * FROM access_log a JOIN datasets d ON a.dataset = d.id WHERE d.name = 'manifests' AND a.consumer = '{}'",
+            code(CONSUMER)
+        ),
+        format!("SELECT * FROM grants g WHERE g.holder = '{}'", code(CONSUMER)),
+        format!("SELECT * FROM notarizations WHERE notary = '{}'", code(PROVIDER)),
+    ] {
+        let (ok, j) = audit(&w.other, &node, &["sql", &sql, "--json"]).await;
+        assert!(!ok, "{sql}: {j}");
+        assert_eq!(refusal(&j), "audit.not_visible", "{sql}: {j}");
+    }
+    // A provider may name the consumers of its datasets.
+    let (ok, j) = audit(
+        &w.provider_home,
+        &node,
+        &[
+            "sql",
+            &format!(
+                "SELECT count(*) AS n FROM access_log WHERE consumer = '{}'",
+                code(CONSUMER)
+            ),
+            "--json",
+        ],
+    )
+    .await;
+    assert!(ok && rows(&j)[0]["n"] == 2, "{j}");
     let (ok, j) = audit(&w.other, &node, &["sql", "SELECT count(*) AS n FROM grants", "--json"]).await;
     assert!(ok && rows(&j)[0]["n"] == 1, "only its own grant: {j}");
     for (sql, want) in [
