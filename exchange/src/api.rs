@@ -1154,13 +1154,12 @@ async fn audit_sql(State(s): Shared, req: Request) -> Result<Response, ApiError>
 #[utoipa::path(post, path = "/v1/audit/bundle", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, description = "the bundle (liutong-evidence/2 JSON)", body = Object), (status = "4XX", body = ErrorBody)))]
 async fn audit_bundle(State(s): Shared, req: Request) -> Result<Response, ApiError> {
-    let body = raw_body(req, crate::audit::MAX_CALL).await?;
-    let call = crate::audit::SignedAuditCall::from_bytes(&body)?;
-    let (_, scope) = call.authorize(s.ledger.store(), &s.genesis, liutong_core::now_ms())?;
-    let crate::audit::AuditOp::Bundle { subject } = call.call.op else {
+    let (op, party, scope) = audit_call(&s, req).await?;
+    let crate::audit::AuditOp::Bundle { subject } = op else {
         return Err(wrong_op("/v1/audit/bundle"));
     };
-    let (ledger, genesis, exporter) = (s.ledger.clone(), s.genesis.clone(), call.call.signer);
+    // The exporter is the caller: `authorize` checked the key is its party's current one.
+    let (ledger, genesis, exporter) = (s.ledger.clone(), s.genesis.clone(), party.profile.signing_key);
     let bundle = tokio::task::spawn_blocking(move || {
         crate::audit::bundle::build(&ledger, &genesis, &subject, &scope, &exporter)
     })

@@ -52,18 +52,7 @@ pub struct AuditBench {
     pub quick: bool,
 }
 
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
+use crate::bench::{median, ms, round2 as round};
 
 fn party_code(n: usize) -> Result<CreditCode> {
     Ok(CreditCode::with_check_character(&format!("91310000MA{n:07}"))?)
@@ -289,18 +278,18 @@ pub async fn run(mut b: AuditBench) -> Result<Output> {
         let row = json!({
             "entries": size,
             "load_s": round(load_s),
-            "trace_dataset_ms": round(median(by_dataset)),
+            "trace_dataset_ms": round(median(&by_dataset)),
             "trace_dataset_entries": found / 21,
-            "trace_dataset_week_ms": round(median(by_week)),
-            "trace_consumer_ms": round(median(by_party)),
+            "trace_dataset_week_ms": round(median(&by_week)),
+            "trace_consumer_ms": round(median(&by_party)),
             "scan_trace_ms": round(scan_ms),
             "scan_trace_entries": scanned,
             "sql_first_ms": round(sql_first_ms),
             "tables_build_ms": round(cold_ms),
-            "sql_aggregate_ms": round(median(agg.clone())),
-            "sql_by_day_ms": round(median(by_day)),
-            "sql_as_consumer_ms": round(median(restricted)),
-            "plain_datafusion_ms": round(median(plain.clone())),
+            "sql_aggregate_ms": round(median(&agg)),
+            "sql_by_day_ms": round(median(&by_day)),
+            "sql_as_consumer_ms": round(median(&restricted)),
+            "plain_datafusion_ms": round(median(&plain)),
         });
         text.push_str(&format!(
             "\n{size} entries (loaded in {load_s:.1} s):\n  trace of one dataset ({} entries): {:.2} ms (a scan of the whole log: {scan_ms:.0} ms); one dataset, one week: {:.2} ms; one consumer's uses: {:.2} ms\n  SQL aggregate by dataset: {:.1} ms (plain DataFusion on the same batches: {:.1} ms; first query after the growth: {sql_first_ms:.0} ms; the tables built from nothing, as a node does when it starts: {cold_ms:.0} ms); by consumer and day: {:.1} ms; as a consumer (its rows only): {:.1} ms",
@@ -392,12 +381,7 @@ async fn real_bundles(dir: &std::path::Path, sizes: &[usize], text: &mut String)
         homes.push(home);
     }
     let run = |home: &Home, args: &[&str]| {
-        use clap::Parser;
-        let mut argv = vec!["liutong", "--home"];
-        let dir = home.dir().to_string_lossy().to_string();
-        argv.push(&dir);
-        argv.extend_from_slice(args);
-        let parsed = cli::Cli::try_parse_from(argv).map_err(|e| Error::BadRequest(e.to_string()));
+        let parsed = cli::in_home(home, args);
         async move { cli::run(parsed?).await }
     };
     let file = dir.join("moves.csv");
@@ -588,7 +572,7 @@ async fn real_bundles(dir: &std::path::Path, sizes: &[usize], text: &mut String)
             "blocks": built.blocks.len(),
             "bytes": file.len(),
             "build_ms": round(build_ms),
-            "verify_ms": round(median(verify)),
+            "verify_ms": round(median(&verify)),
             "signatures": signatures,
             "raw_signature_verify_ms": round(raw_ms),
         });

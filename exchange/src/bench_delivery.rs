@@ -89,15 +89,7 @@ fn mib_s(bytes: u64, secs: f64) -> f64 {
 }
 
 /// The median of a few timings (the upper middle one of an even count).
-pub(crate) fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-pub(crate) fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
+use crate::bench::{median, round2};
 
 /// Writes `size` bytes of pseudo-random content (distinct in every chunk).
 fn make_file(path: &Path, size: u64) -> Result<()> {
@@ -327,11 +319,7 @@ pub(crate) async fn admit(
 }
 
 /// `liutong --home HOME ARGS…`, parsed as the binary parses it.
-pub(crate) fn cli_in(home: &Home, args: &[&str]) -> Result<cli::Cli> {
-    let mut all = vec!["liutong".to_string(), "--home".into(), home.dir().display().to_string()];
-    all.extend(args.iter().map(|s| s.to_string()));
-    <cli::Cli as clap::Parser>::try_parse_from(all).map_err(|e| err(e.to_string()))
-}
+pub(crate) use crate::cli::in_home as cli_in;
 
 /// Registers `file`, offers it for download and has the consumer's grant issued.
 async fn list_and_grant(prov: &Home, cons: &Home, url: &str, file: &Path, n: usize) -> Result<(String, String)> {

@@ -20,7 +20,8 @@
 //! committed block, which each query pays twice (its use, its access-log
 //! entry).
 
-use crate::bench_delivery::{admit, cli_in, median, round2, wait_sync};
+use crate::bench::{median, round2};
+use crate::bench_delivery::{admit, cli_in, wait_sync};
 use crate::cli::{self, Output};
 use crate::fetch::Counterpart;
 use crate::grants::GrantId;
@@ -89,9 +90,7 @@ fn err(msg: impl Into<String>) -> Error {
     Error::Io(msg.into())
 }
 
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
-}
+use crate::bench::ms as ms_since;
 
 /// One query's timings on the three paths (milliseconds).
 #[derive(Default)]

@@ -29,14 +29,7 @@ pub struct ZkBench {
     pub quick: bool,
 }
 
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use crate::bench::{median, ms};
 
 /// A grant at leaf `index` of a tree of a few hundred, and the witness of use `k`.
 fn witness(tree: &mut MemoryTree, index: u64, k: u64, now: u64) -> UseWitness {
@@ -110,7 +103,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
         }
         made.push((s.clone(), p));
     }
-    let prove_cold_ms = median(cold);
+    let prove_cold_ms = median(&cold);
     // Repeat uses of one grant, each after another grant joined the tree:
     // the prover's cache keeps the sums of the segments that did not change.
     // Young tree: the new grants land next to ours (leaf 1,000 of about
@@ -133,7 +126,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
             }
             verifier.verify(&s, &p).map_err(zk)?;
         }
-        Ok(median(times))
+        Ok(median(&times))
     };
     let prove_young_ms = repeat(1000 + items.len() as u64)?;
     let prove_ms = repeat(1 << 17)?;
@@ -143,7 +136,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
         verifier.verify(s, p).map_err(zk)?;
         verify.push(ms(t));
     }
-    let verify_ms = median(verify);
+    let verify_ms = median(&verify);
     let mut batches = Vec::new();
     for &n in &b.batches {
         let n = n.max(1);
@@ -155,7 +148,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
                 .map_err(|(i, e)| crate::Error::Io(format!("batch proof {i}: {e}")))?;
             runs.push(ms(t) / n as f64);
         }
-        batches.push((n, median(runs)));
+        batches.push((n, median(&runs)));
     }
     let batch_verify_ms_per_proof = batches.last().map_or(verify_ms, |b| b.1);
 
@@ -171,7 +164,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
         Groth16::<Bn254>::prove(&pk, c, &mut rng).map_err(ark)?;
         plain.push(ms(t));
     }
-    let plain_prove_ms = median(plain);
+    let plain_prove_ms = median(&plain);
 
     // The naive statement, with arkworks' plain setup, prover and verifier.
     let naive_blank = NaiveCircuit {
@@ -217,7 +210,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
             return Err(crate::Error::Io("the naive proof does not verify".into()));
         }
     }
-    let (naive_prove_ms, naive_verify_ms) = (median(naive_prove), median(naive_verify));
+    let (naive_prove_ms, naive_verify_ms) = (median(&naive_prove), median(&naive_verify));
 
     let mut lines = vec![
         "Private use, Groth16 over BN254 (depth-20 grant tree), this machine:".to_string(),

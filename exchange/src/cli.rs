@@ -419,6 +419,14 @@ async fn shutdown_signal() {
 /// The genesis a client signs or verifies for: the home's, checked against
 /// the node's; or, for a home that has none yet, the node's (kept in the home
 /// when `keep`, as a party's first contact with its chain).
+/// `liutong --home HOME ARGS…` as parsed arguments (for in-process runs:
+/// the demo and the benchmarks).
+pub(crate) fn in_home(home: &Home, args: &[&str]) -> Result<Cli> {
+    let mut all = vec!["liutong".to_string(), "--home".into(), home.dir().display().to_string()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    <Cli as clap::Parser>::try_parse_from(all).map_err(|e| Error::BadRequest(e.to_string()))
+}
+
 pub async fn chain_genesis(home: &Home, client: &Client, keep: bool) -> Result<Genesis> {
     if home.has_genesis() {
         let g = home.genesis()?;

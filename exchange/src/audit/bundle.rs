@@ -276,9 +276,13 @@ pub fn build(
     }
     let mut txs = Vec::with_capacity(roles.len());
     let mut heights = BTreeSet::new();
+    // Each transaction against its own block: entries know theirs.
+    let known: BTreeMap<TxId, u64> = entries.iter().map(|e| (e.tx_id, e.height)).collect();
     for (id, role) in &roles {
-        let index = ledger.tx_index(id)?;
-        let height = ledger.height_of_index(index)?;
+        let height = match known.get(id) {
+            Some(h) => *h,
+            None => ledger.height_of_index(ledger.tx_index(id)?)?,
+        };
         let proof = ledger.inclusion_proof(id, Some(height))?;
         heights.insert(height);
         txs.push(TxEvidence {

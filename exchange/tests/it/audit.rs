@@ -53,31 +53,8 @@ async fn auditors_trace_query_bundle_and_report_every_use() {
     let g2 = w.grant(&w.other, 5).await;
     let (ok, j) = w.fetch(&w.other, &g2, "b1.bin", &[]).await;
     assert!(ok, "{j}");
-    let (ok, j) = liutong_async(
-        w.consumer.dir().to_path_buf(),
-        [
-            "grant",
-            "request",
-            &w.dataset,
-            "--offer",
-            "1",
-            "--purpose",
-            "trade-finance",
-            "--max-uses",
-            "1",
-            "--days",
-            "1",
-            "--private",
-            "--node",
-            &node,
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
-    assert!(ok, "{j}");
+    let j = w.request_grant(&w.consumer, 1, &["--private"]).await;
     let private_grant = s(&j["grant"]["id"]);
-    w.synced().await;
     let (ok, j) = w.fetch(&w.consumer, &private_grant, "p1.bin", &["--private"]).await;
     assert!(ok, "{j}");
     w.synced().await;

@@ -139,30 +139,36 @@ impl World {
 
     /// A grant for `who` on the download offer with `max_uses`.
     pub(crate) async fn grant(&self, who: &Home, max_uses: u32) -> String {
-        let (ok, j) = liutong_async(
-            who.dir().to_path_buf(),
-            [
-                "grant",
-                "request",
-                &self.dataset,
-                "--offer",
-                "1",
-                "--purpose",
-                "trade-finance",
-                "--max-uses",
-                &max_uses.to_string(),
-                "--days",
-                "1",
-                "--node",
-                &self.net.node.url,
-            ]
-            .map(String::from)
-            .to_vec(),
-        )
-        .await;
+        let j = self.request_grant(who, max_uses, &[]).await;
+        j["grant"]["id"].as_str().expect("id").to_string()
+    }
+
+    /// `grant request` on the download offer for a day with `max_uses` and
+    /// `extra` arguments (`--private`); answers the CLI's JSON once the
+    /// provider's node has the grant.
+    pub(crate) async fn request_grant(&self, who: &Home, max_uses: u32, extra: &[&str]) -> serde_json::Value {
+        let mut args: Vec<String> = [
+            "grant",
+            "request",
+            &self.dataset,
+            "--offer",
+            "1",
+            "--purpose",
+            "trade-finance",
+            "--max-uses",
+            &max_uses.to_string(),
+            "--days",
+            "1",
+            "--node",
+            &self.net.node.url,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (ok, j) = liutong_async(who.dir().to_path_buf(), args).await;
         assert!(ok, "{j}");
         self.synced().await;
-        j["grant"]["id"].as_str().expect("id").to_string()
+        j
     }
 
     pub(crate) async fn fetch(&self, who: &Home, grant: &str, out: &str, extra: &[&str]) -> (bool, serde_json::Value) {
@@ -991,32 +997,9 @@ async fn private_uses_are_proven_spent_once_and_opened_by_the_auditor() {
     let auditor = auditor(&w.net, &w.dir, 9).await;
 
     // A private grant of 2 uses.
-    let (ok, j) = liutong_async(
-        w.consumer.dir().to_path_buf(),
-        [
-            "grant",
-            "request",
-            &w.dataset,
-            "--offer",
-            "1",
-            "--purpose",
-            "trade-finance",
-            "--max-uses",
-            "2",
-            "--days",
-            "1",
-            "--private",
-            "--node",
-            &w.net.node.url,
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
-    assert!(ok, "{j}");
+    let j = w.request_grant(&w.consumer, 2, &["--private"]).await;
     let grant = j["grant"]["id"].as_str().expect("id").to_string();
     assert!(j["grant"]["private"]["leaf"].is_u64(), "{j}");
-    w.synced().await;
 
     // Use 1: proven, served, logged with a nullifier and no grant or consumer.
     let (ok, j) = w.fetch(&w.consumer, &grant, "p1.bin", &["--private"]).await;
@@ -1222,31 +1205,8 @@ async fn private_uses_are_proven_spent_once_and_opened_by_the_auditor() {
     }
 
     // Revocation zeroes the leaf: a new private grant, revoked, is no longer provable.
-    let (ok, j) = liutong_async(
-        w.consumer.dir().to_path_buf(),
-        [
-            "grant",
-            "request",
-            &w.dataset,
-            "--offer",
-            "1",
-            "--purpose",
-            "trade-finance",
-            "--max-uses",
-            "2",
-            "--days",
-            "1",
-            "--private",
-            "--node",
-            &w.net.node.url,
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
-    assert!(ok, "{j}");
+    let j = w.request_grant(&w.consumer, 2, &["--private"]).await;
     let revoked = j["grant"]["id"].as_str().expect("id").to_string();
-    w.synced().await;
     let record = client.grant(&revoked.parse().expect("id")).await.expect("grant").grant;
     let before = PrivateUse::prepare(&w.consumer, &client, &record)
         .await
