@@ -78,7 +78,13 @@ fn measure(b: &ZkBench) -> Result<Output> {
     let pk = groth16::setup(&mut rng).map_err(zk)?;
     let setup_ms = ms(t);
     let verifier = Verifier::new(&pk.vk);
-    let prover = Prover::new(pk.clone()).map_err(zk)?;
+    // A prover that proves again and again keeps the proving key's queries
+    // as fixed-base tables (built once, timed); a one-shot prover (what a
+    // `liutong fetch --private` process builds) does without.
+    let one_shot = Prover::new(pk.clone()).map_err(zk)?;
+    let t = Instant::now();
+    let prover = Prover::with_tables(pk.clone()).map_err(zk)?;
+    let tables_ms = ms(t);
     let mut tree = MemoryTree::default();
     for i in 0..256 {
         tree.set(i, field::random());
@@ -109,7 +115,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
     // Young tree: the new grants land next to ours (leaf 1,000 of about
     // 1,100), so the upper half of its path changes every use. Mature tree:
     // they land past leaf 131,072, so only the top three levels change.
-    let mut repeat = |first_free: u64| -> Result<f64> {
+    let mut repeat = |prover: &Prover, first_free: u64| -> Result<f64> {
         let mut times = Vec::new();
         let mut cache = ProverCache::default();
         let (_, mut w) = items[0].clone();
@@ -128,8 +134,9 @@ fn measure(b: &ZkBench) -> Result<Output> {
         }
         Ok(median(&times))
     };
-    let prove_young_ms = repeat(1000 + items.len() as u64)?;
-    let prove_ms = repeat(1 << 17)?;
+    let prove_young_ms = repeat(&prover, 1000 + items.len() as u64)?;
+    let prove_ms = repeat(&prover, 1 << 17)?;
+    let prove_one_shot_ms = repeat(&one_shot, (1 << 17) + 2 * proofs as u64 + 2)?;
     let mut verify = Vec::new();
     for (s, p) in made.iter().cycle().take(proofs.max(20)) {
         let t = Instant::now();
@@ -217,6 +224,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
         format!("  constraints        {constraints:>8}    naive {naive_constraints:>8}"),
         format!("  setup              {setup_ms:>8.0} ms naive {naive_setup_ms:>8.0} ms"),
         format!("  prove, a grant's next use (median): mature tree {prove_ms:.1} ms, young tree {prove_young_ms:.1} ms, first use {prove_cold_ms:.1} ms"),
+        format!("    (prover with fixed-base tables, built once in {tables_ms:.0} ms; without them, mature tree {prove_one_shot_ms:.1} ms)"),
         format!("  prove via arkworks' Groth16::prove: our circuit {plain_prove_ms:.1} ms, naive circuit {naive_prove_ms:.1} ms"),
         format!("  verify (median)    {verify_ms:>8.2} ms naive {naive_verify_ms:>8.2} ms"),
         "  batch verification, per proof:".to_string(),
@@ -231,6 +239,8 @@ fn measure(b: &ZkBench) -> Result<Output> {
         "prove_ms": prove_ms,
         "prove_first_use_ms": prove_cold_ms,
         "prove_young_tree_ms": prove_young_ms,
+        "prove_without_tables_ms": prove_one_shot_ms,
+        "tables_ms": tables_ms,
         "verify_ms": verify_ms,
         "batch_verify_ms_per_proof": batch_verify_ms_per_proof,
         "batch": batches.iter().map(|(n, per)| json!({"proofs": n, "ms_per_proof": per})).collect::<Vec<_>>(),

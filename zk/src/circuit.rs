@@ -251,8 +251,10 @@ impl UseWitness {
 /// lower ones seldom once a grant's neighbours are filled; segments of a
 /// few levels keep each multi-scalar multiplication large enough to be
 /// efficient (one of 240 points costs about 1.7 times as much per point as
-/// one of 6,000).
-const SEGMENT_ENDS: [usize; 6] = [4, 9, 13, 16, 18, 19];
+/// one of 6,000). The top three levels share the last segment with the use
+/// itself: in a mature tree (2^17 grants and more) they change at every
+/// use, so one multiplication over all of it beats three smaller ones.
+const SEGMENT_ENDS: [usize; 4] = [4, 9, 13, 16];
 
 /// The circuit: a statement and its witness.
 #[derive(Clone, Debug)]

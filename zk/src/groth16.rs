@@ -3,10 +3,10 @@
 //! byte forms of keys and proofs.
 
 use crate::circuit::{Statement, UseCircuit, UseWitness, PUBLIC_INPUTS};
-use crate::{Bn254, Error, Fr, Result};
+use crate::{msm, Bn254, Error, Fr, Result};
 use ark_bn254::{G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::pairing::Pairing;
-use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
+use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::BigInteger;
 use ark_ff::{PrimeField, UniformRand, Zero};
 use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
@@ -83,6 +83,10 @@ pub fn constraint_count() -> Result<usize> {
 /// depends on everything.
 pub struct Prover {
     pk: ProvingKey<Bn254>,
+    /// The queries' fixed-base tables, for a prover that proves again and
+    /// again (see [`Prover::with_tables`]).
+    tables: Option<Tables>,
+    verifier: Verifier,
     shape: Shape,
     /// Witness (aux) index ranges of the segments.
     segments: Vec<(usize, usize)>,
@@ -138,11 +142,57 @@ impl Prover {
             segments.push((lo, m));
             lo = m;
         }
-        Ok(Prover { pk, shape, segments })
+        let verifier = Verifier::new(&pk.vk);
+        Ok(Prover {
+            pk,
+            tables: None,
+            verifier,
+            shape,
+            segments,
+        })
+    }
+
+    /// As [`Prover::new`], with every query of the proving key also kept as
+    /// fixed-base tables (each point's multiples for every window): about
+    /// 70 MB and 1.5 s of work on two cores, once, after which each proof's
+    /// multiplications fill one set of buckets instead of one per window
+    /// (10–15% off a proof here). Worth it in a process that proves many
+    /// uses; a one-shot `liutong fetch --private` does without.
+    pub fn with_tables(pk: ProvingKey<Bn254>) -> Result<Prover> {
+        let mut prover = Prover::new(pk)?;
+        prover.tables = Some(Tables::new(&prover.pk));
+        Ok(prover)
     }
 
     pub fn verifying_key(&self) -> &VerifyingKey {
         &self.pk.vk
+    }
+
+    pub fn proving_key(&self) -> &ProvingKey<Bn254> {
+        &self.pk
+    }
+
+    /// `Σ scalars[j]·query[start + j]` for one of the G1 queries.
+    fn g1(&self, q: Query, start: usize, scalars: &[Fr]) -> G1Projective {
+        let pk = &self.pk;
+        match (&self.tables, q) {
+            (Some(t), Query::A) => t.a.msm(start, scalars),
+            (Some(t), Query::B1) => t.b1.msm(start, scalars),
+            (Some(t), Query::L) => t.l.msm(start, scalars),
+            (Some(t), Query::H) => t.h.msm(start, scalars),
+            (None, Query::A) => msm::msm(&pk.a_query[start..], scalars),
+            (None, Query::B1) => msm::msm(&pk.b_g1_query[start..], scalars),
+            (None, Query::L) => msm::msm(&pk.l_query[start..], scalars),
+            (None, Query::H) => msm::msm(&pk.h_query[start..], scalars),
+        }
+    }
+
+    /// The same for the G2 query of B.
+    fn g2(&self, start: usize, scalars: &[Fr]) -> G2Projective {
+        match &self.tables {
+            Some(t) => t.b2.msm(start, scalars),
+            None => msm::msm(&self.pk.b_g2_query[start..], scalars),
+        }
     }
 
     /// A proof of `statement` with `witness`, checked natively first so a
@@ -164,51 +214,88 @@ impl Prover {
         cache: &mut ProverCache,
         rng: &mut R,
     ) -> Result<UseProof> {
-        witness.check(statement)?;
-        let cs = ConstraintSystem::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Prove {
-            construct_matrices: false,
-        });
-        UseCircuit {
-            statement: statement.clone(),
-            witness: witness.clone(),
-        }
-        .synthesize(cs.clone(), &mut Vec::new())
-        .map_err(synthesis)?;
-        let cs = cs
-            .into_inner()
-            .ok_or_else(|| Error::Synthesis("the constraint system is still shared".into()))?;
-        let full: Vec<Fr> = [cs.instance_assignment.as_slice(), cs.witness_assignment.as_slice()].concat();
-        let shape = &self.shape;
-        let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
-            &shape.matrices,
-            shape.num_instance,
-            shape.num_constraints,
-            &full,
-        )
-        .map_err(synthesis)?;
+        // The native check (which names what cannot be proven) runs beside
+        // the synthesis of the assignment.
+        let (checked, full) = rayon::join(
+            || witness.check(statement),
+            || -> Result<Vec<Fr>> {
+                let cs = ConstraintSystem::new_ref();
+                cs.set_optimization_goal(OptimizationGoal::Constraints);
+                cs.set_mode(SynthesisMode::Prove {
+                    construct_matrices: false,
+                });
+                UseCircuit {
+                    statement: statement.clone(),
+                    witness: witness.clone(),
+                }
+                .synthesize(cs.clone(), &mut Vec::new())
+                .map_err(synthesis)?;
+                let cs = cs
+                    .into_inner()
+                    .ok_or_else(|| Error::Synthesis("the constraint system is still shared".into()))?;
+                Ok([cs.instance_assignment.as_slice(), cs.witness_assignment.as_slice()].concat())
+            },
+        );
+        checked?;
+        let full = full?;
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
-        let proof = self.assemble(&full, &h, r, s, cache);
+        let mut proof = self.assemble(&full, r, s, cache)?;
         // A cache from disk that went wrong costs a second, uncached proof,
         // never a bad one.
-        if !cache.segments.is_empty() && Verifier::new(&self.pk.vk).verify(statement, &proof).is_err() {
+        if !cache.segments.is_empty() && self.verifier.verify(statement, &proof).is_err() {
             *cache = ProverCache::default();
-            return Ok(self.assemble(&full, &h, r, s, cache));
+            proof = self.assemble(&full, r, s, cache)?;
         }
         Ok(proof)
     }
 
-    /// Groth16's A, B and C from the assignment and H, segment by segment.
-    fn assemble(&self, full: &[Fr], h: &[Fr], r: Fr, s: Fr, cache: &mut ProverCache) -> UseProof {
+    /// Groth16's A, B and C from the full assignment. The H part (the
+    /// quotient's FFTs and its 8,191-point multiplication) runs beside the
+    /// witness segments' sums, which come from `cache` where a segment's
+    /// values did not change.
+    fn assemble(&self, full: &[Fr], r: Fr, s: Fr, cache: &mut ProverCache) -> Result<UseProof> {
         let pk = &self.pk;
+        let shape = &self.shape;
+        let (h_acc, (a, b1, b2, l)) = rayon::join(
+            || -> Result<G1Projective> {
+                let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
+                    &shape.matrices,
+                    shape.num_instance,
+                    shape.num_constraints,
+                    full,
+                )
+                .map_err(synthesis)?;
+                Ok(self.g1(Query::H, 0, &h))
+            },
+            || self.witness_sums(full, cache),
+        );
+        let h_acc = h_acc?;
+        let g_a = pk.delta_g1 * r + pk.a_query[0] + pk.vk.alpha_g1 + a;
+        let g1_b = pk.delta_g1 * s + pk.b_g1_query[0] + pk.beta_g1 + b1;
+        let g2_b = pk.vk.delta_g2 * s + pk.b_g2_query[0] + pk.vk.beta_g2 + b2;
+        let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l + h_acc;
+        Ok(UseProof(ark_groth16::Proof {
+            a: g_a.into_affine(),
+            b: g2_b.into_affine(),
+            c: g_c.into_affine(),
+        }))
+    }
+
+    /// The assignment's sums in the A, B (G1 and G2) and L queries, segment
+    /// by segment, reusing the cached sums of segments whose values did not
+    /// change.
+    fn witness_sums(
+        &self,
+        full: &[Fr],
+        cache: &mut ProverCache,
+    ) -> (G1Projective, G1Projective, G2Projective, G1Projective) {
         let n_in = self.shape.num_instance;
         let (inputs, aux) = (&full[1..n_in], &full[n_in..]);
         cache.segments.resize(self.segments.len(), None);
         // The public inputs' part (small; it changes with every use).
-        let mut a = G1Projective::msm_unchecked(&pk.a_query[1..n_in], inputs);
-        let mut b1 = G1Projective::msm_unchecked(&pk.b_g1_query[1..n_in], inputs);
-        let mut b2 = G2Projective::msm_unchecked(&pk.b_g2_query[1..n_in], inputs);
+        let mut a = self.g1(Query::A, 1, inputs);
+        let mut b1 = self.g1(Query::B1, 1, inputs);
+        let mut b2 = self.g2(1, inputs);
         let mut l = G1Projective::zero();
         for ((lo, hi), slot) in self.segments.iter().copied().zip(cache.segments.iter_mut()) {
             let values = &aux[lo..hi];
@@ -220,20 +307,14 @@ impl Prover {
             let seg = match slot {
                 Some(seg) if seg.digest == digest => seg.clone(),
                 _ => {
-                    let q = n_in + lo..n_in + hi;
-                    let (sa, (sb1, (sb2, sl))) = rayon::join(
-                        || G1Projective::msm_unchecked(&pk.a_query[q.clone()], values),
+                    let ((sa, sb1), (sb2, sl)) = rayon::join(
                         || {
                             rayon::join(
-                                || G1Projective::msm_unchecked(&pk.b_g1_query[q.clone()], values),
-                                || {
-                                    rayon::join(
-                                        || G2Projective::msm_unchecked(&pk.b_g2_query[q.clone()], values),
-                                        || G1Projective::msm_unchecked(&pk.l_query[lo..hi], values),
-                                    )
-                                },
+                                || self.g1(Query::A, n_in + lo, values),
+                                || self.g1(Query::B1, n_in + lo, values),
                             )
                         },
+                        || rayon::join(|| self.g2(n_in + lo, values), || self.g1(Query::L, lo, values)),
                     );
                     let seg = Segment {
                         digest,
@@ -251,16 +332,49 @@ impl Prover {
             b2 += seg.b2;
             l += seg.l;
         }
-        let h_acc = G1Projective::msm_unchecked(&pk.h_query, h);
-        let g_a = pk.delta_g1 * r + pk.a_query[0] + pk.vk.alpha_g1 + a;
-        let g1_b = pk.delta_g1 * s + pk.b_g1_query[0] + pk.beta_g1 + b1;
-        let g2_b = pk.vk.delta_g2 * s + pk.b_g2_query[0] + pk.vk.beta_g2 + b2;
-        let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l + h_acc;
-        UseProof(ark_groth16::Proof {
-            a: g_a.into_affine(),
-            b: g2_b.into_affine(),
-            c: g_c.into_affine(),
-        })
+        (a, b1, b2, l)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Query {
+    A,
+    B1,
+    L,
+    H,
+}
+
+/// The proving key's queries as fixed-base tables (see [`msm::FixedBases`]).
+struct Tables {
+    a: msm::FixedBases<ark_bn254::g1::Config>,
+    b1: msm::FixedBases<ark_bn254::g1::Config>,
+    b2: msm::FixedBases<ark_bn254::g2::Config>,
+    l: msm::FixedBases<ark_bn254::g1::Config>,
+    h: msm::FixedBases<ark_bn254::g1::Config>,
+}
+
+impl Tables {
+    fn new(pk: &ProvingKey<Bn254>) -> Tables {
+        let ((a, b1), (b2, (l, h))) = rayon::join(
+            || {
+                rayon::join(
+                    || msm::FixedBases::new(&pk.a_query, 10),
+                    || msm::FixedBases::new(&pk.b_g1_query, 10),
+                )
+            },
+            || {
+                rayon::join(
+                    || msm::FixedBases::new(&pk.b_g2_query, 10),
+                    || {
+                        rayon::join(
+                            || msm::FixedBases::new(&pk.l_query, 10),
+                            || msm::FixedBases::new(&pk.h_query, 13),
+                        )
+                    },
+                )
+            },
+        );
+        Tables { a, b1, b2, l, h }
     }
 }
 
@@ -349,15 +463,26 @@ pub fn pk_from_bytes(bytes: &[u8]) -> Result<ProvingKey<Bn254>> {
 }
 
 /// A verifier: the prepared verifying key (e(α, β) and the negated G2
-/// points precomputed once).
+/// points precomputed once) and, per public input's point IC_j, the
+/// multiples `d·2^(6w)·IC_j` for every 6-bit window `w` and digit
+/// `d ≤ 32`, so preparing the inputs is one affine addition per non-zero
+/// window (about 1.4 MB, built in a few milliseconds).
 pub struct Verifier {
     pvk: PreparedVerifyingKey<Bn254>,
+    inputs: Vec<msm::WindowTable<ark_bn254::g1::Config>>,
+    /// β's line coefficients, for batch verification.
+    beta: <Bn254 as Pairing>::G2Prepared,
 }
 
 impl Verifier {
     pub fn new(vk: &VerifyingKey) -> Verifier {
         Verifier {
             pvk: ark_groth16::prepare_verifying_key(vk),
+            inputs: vk.gamma_abc_g1[1..]
+                .par_iter()
+                .map(|p| msm::WindowTable::new(p, 6))
+                .collect(),
+            beta: vk.beta_g2.into(),
         }
     }
 
@@ -365,32 +490,43 @@ impl Verifier {
         &self.pvk.vk
     }
 
-    /// IC_0 + Σ inputs·IC_i, one double-and-add per input: for eight inputs,
-    /// several of them small numbers (action, time, a 128-bit dataset id),
-    /// that is about twice as fast as a Pippenger multi-scalar multiplication.
+    /// IC_0 + Σ inputs·IC_j.
     fn prepare_inputs(&self, inputs: &[Fr]) -> G1Projective {
-        let ic = &self.pvk.vk.gamma_abc_g1;
-        let mut acc = ic[0].into_group();
-        for (base, x) in ic[1..].iter().zip(inputs) {
-            acc += base.mul_bigint(x.into_bigint());
+        let mut acc = self.pvk.vk.gamma_abc_g1[0].into_group();
+        for (table, x) in self.inputs.iter().zip(inputs) {
+            acc += table.mul(x);
         }
         acc
     }
 
+    /// `e(A, B)·e(IC, -γ)·e(C, -δ) = e(α, β)`, the Miller loops split over
+    /// two threads (the inputs' point is prepared beside the loop of the
+    /// other two pairs), then one final exponentiation.
     pub fn verify(&self, statement: &Statement, proof: &UseProof) -> Result<()> {
-        let prepared = self.prepare_inputs(&statement.inputs());
-        let ok = Groth16::<Bn254>::verify_proof_with_prepared_inputs(&self.pvk, &proof.0, &prepared)
-            .map_err(|_| Error::InvalidProof)?;
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::InvalidProof)
+        let pvk = &self.pvk;
+        let p = &proof.0;
+        let (ab_c, ic) = rayon::join(
+            || {
+                Bn254::multi_miller_loop(
+                    [p.a, p.c],
+                    [<Bn254 as Pairing>::G2Prepared::from(p.b), pvk.delta_g2_neg_pc.clone()],
+                )
+            },
+            || {
+                let prepared = self.prepare_inputs(&statement.inputs()).into_affine();
+                Bn254::multi_miller_loop([prepared], [pvk.gamma_g2_neg_pc.clone()])
+            },
+        );
+        let ml = ark_ec::pairing::MillerLoopOutput(ab_c.0 * ic.0);
+        match Bn254::final_exponentiation(ml) {
+            Some(v) if v.0 == pvk.alpha_g1_beta_g2 => Ok(()),
+            _ => Err(Error::InvalidProof),
         }
     }
 
     /// Verifies many proofs at once by a random linear combination: with
     /// 128-bit random `r_i` the check is
-    /// `Π e(r_i·A_i, B_i) · e(-Σ r_i·α, β) · e(-Σ r_i·IC_i, γ) · e(-Σ r_i·C_i, δ) = 1`,
+    /// `Π e(r_i·A_i, B_i) · e(-Σ r_i·α, β) · e(Σ r_i·IC_i, -γ) · e(Σ r_i·C_i, -δ) = 1`,
     /// one Miller loop per proof plus three and one final exponentiation.
     /// A false proof passes with probability about 2^-128. On failure the
     /// proofs are checked one by one to name the first bad one.
@@ -419,20 +555,24 @@ impl Verifier {
                 *c += *r * x;
             }
         }
-        let ic = G1Projective::msm_unchecked(&vk.gamma_abc_g1, &coeffs);
+        let ic = msm::msm(&vk.gamma_abc_g1, &coeffs);
         let cs: Vec<G1Affine> = items.iter().map(|(_, p)| p.0.c).collect();
-        let c = G1Projective::msm_unchecked(&cs, &rs);
+        let c = msm::msm(&cs, &rs);
         let sum_r: Fr = rs.iter().sum();
         let alpha = vk.alpha_g1.into_group() * sum_r;
-        let scaled_a: Vec<G1Projective> = items
+        // r_i·A_i and B_i's line coefficients, on every core.
+        let (scaled_a, mut g2): (Vec<G1Projective>, Vec<<Bn254 as Pairing>::G2Prepared>) = items
             .par_iter()
             .zip(&rs)
-            .map(|((_, p), r)| p.0.a.into_group() * r)
-            .collect();
+            .map(|((_, p), r)| (p.0.a.into_group() * r, p.0.b.into()))
+            .unzip();
         let mut g1: Vec<G1Affine> = G1Projective::normalize_batch(&scaled_a);
-        g1.extend(G1Projective::normalize_batch(&[-alpha, -ic, -c]));
-        let mut g2: Vec<G2Affine> = items.iter().map(|(_, p)| p.0.b).collect();
-        g2.extend([vk.beta_g2, vk.gamma_g2, vk.delta_g2]);
+        g1.extend(G1Projective::normalize_batch(&[-alpha, ic, c]));
+        g2.extend([
+            self.beta.clone(),
+            self.pvk.gamma_g2_neg_pc.clone(),
+            self.pvk.delta_g2_neg_pc.clone(),
+        ]);
         let ml = Bn254::multi_miller_loop(g1, g2);
         let ok = Bn254::final_exponentiation(ml).is_some_and(|v| v.0 == <Bn254 as Pairing>::TargetField::from(1u64));
         if ok {

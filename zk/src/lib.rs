@@ -15,6 +15,7 @@
 pub mod circuit;
 pub mod field;
 pub mod groth16;
+pub mod msm;
 pub mod naive;
 pub mod poseidon;
 pub mod snarkjs;

@@ -247,6 +247,10 @@ fn a_cache_of_a_grants_uses_gives_the_same_valid_proofs() {
     let p = prover();
     let v = Verifier::new(p.verifying_key());
     let mut rng = rand::rngs::OsRng;
+    // The same proving key with fixed-base tables: each proof valid, the
+    // caches of the two provers interchangeable (same sums).
+    let tabled = Prover::with_tables(p.proving_key().clone()).expect("tables");
+    let mut tabled_cache = ProverCache::default();
     let mut cache = ProverCache::default();
     let mut tree = MemoryTree::default();
     let mut w = witness(0);
@@ -264,6 +268,11 @@ fn a_cache_of_a_grants_uses_gives_the_same_valid_proofs() {
         let s = statement(&w);
         let proof = p.prove_with(&s, &w, &mut cache, &mut rng).expect("prove");
         v.verify(&s, &proof).expect("cached proof verifies");
+        let proof = tabled
+            .prove_with(&s, &w, &mut tabled_cache, &mut rng)
+            .expect("prove with tables");
+        v.verify(&s, &proof).expect("a proof with tables verifies");
+        assert_eq!(tabled_cache, cache, "use {k}: the same segment sums");
     }
     // The cache survives its bytes, and a damaged one only costs time.
     let bytes = cache.to_bytes();
