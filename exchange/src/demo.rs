@@ -165,7 +165,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         ),
     );
     for code in [PROVIDER_CODE, CONSUMER_CODE] {
-        cli::run(op_cli(
+        cli::run(cli::in_home(
             &op_home,
             &[
                 "party",
@@ -176,10 +176,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
                 "--reason",
                 "KYC documents checked",
             ],
-        ))
+        )?)
         .await?;
     }
-    let list = cli::run(op_cli(&op_home, &["party", "list", "--node", prov.url()])).await?;
+    let list = cli::run(cli::in_home(&op_home, &["party", "list", "--node", prov.url()])?).await?;
     n.step(
         "The operator approves both after KYC (party list, read from the provider's own node)",
         &list.text,
@@ -224,7 +224,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
          OOLU1548372,Yangshan,Los Angeles,2,2026-09-21\n",
     )
     .map_err(|e| Error::Io(e.to_string()))?;
-    let listed = cli::run(op_cli(
+    let listed = cli::run(cli::in_home(
         &prov_home,
         &[
             "dataset",
@@ -243,7 +243,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             prov.url(),
         ],
-    ))
+    )?)
     .await?;
     n.step(
         "The provider lists a table in the catalog: only its descriptor goes on the ledger",
@@ -253,10 +253,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         ),
     );
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let found = cli::run(op_cli(
+    let found = cli::run(cli::in_home(
         &cons_home,
         &["dataset", "search", "container", "shipments", "--node", cons.url()],
-    ))
+    )?)
     .await?;
     n.step(
         "The bank searches the catalog on its own node (words, provider, kind, tag; paged)",
@@ -281,7 +281,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
     });
     let offer_path = dir.path().join("offer-terms.json");
     std::fs::write(&offer_path, offer_terms.to_string()).map_err(|e| Error::Io(e.to_string()))?;
-    let offered = cli::run(op_cli(
+    let offered = cli::run(cli::in_home(
         &prov_home,
         &[
             "offer",
@@ -292,7 +292,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             prov.url(),
         ],
-    ))
+    )?)
     .await?;
     n.step(
         "The provider offers the table for queries: the widest terms it will grant",
@@ -302,8 +302,8 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         ),
     );
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let request = |purpose: &'static str, uses: &'static str| {
-        cli::run(op_cli(
+    let request = |purpose: &str, uses: &str| {
+        cli::in_home(
             &cons_home,
             &[
                 "grant",
@@ -320,26 +320,30 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
                 "--node",
                 cons.url(),
             ],
-        ))
+        )
     };
-    let first = request("trade-finance", "12").await?;
+    let first = cli::run(request("trade-finance", "12")?).await?;
     let first_id = first.json["grant"]["id"].as_str().unwrap_or_default().to_string();
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let issued = cli::run(op_cli(&prov_home, &["grant", "issue", &first_id, "--node", prov.url()])).await?;
+    let issued = cli::run(cli::in_home(
+        &prov_home,
+        &["grant", "issue", &first_id, "--node", prov.url()],
+    )?)
+    .await?;
     n.step(
         "The bank requests a grant for trade finance; the provider issues it (a usage-rights token on the ledger)",
         &issued.text,
     );
-    let wider = request("marketing", "12").await.err();
-    let second = request("logistics-planning", "3").await?;
+    let wider = cli::run(request("marketing", "12")?).await.err();
+    let second = cli::run(request("logistics-planning", "3")?).await?;
     let second_id = second.json["grant"]["id"].as_str().unwrap_or_default().to_string();
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    cli::run(op_cli(
+    cli::run(cli::in_home(
         &prov_home,
         &["grant", "issue", &second_id, "--node", prov.url()],
-    ))
+    )?)
     .await?;
-    cli::run(op_cli(
+    cli::run(cli::in_home(
         &prov_home,
         &[
             "grant",
@@ -350,13 +354,13 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             prov.url(),
         ],
-    ))
+    )?)
     .await?;
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let grants = cli::run(op_cli(
+    let grants = cli::run(cli::in_home(
         &cons_home,
         &["grant", "list", &dataset_id, "--node", cons.url()],
-    ))
+    )?)
     .await?;
     n.step(
         "A second grant is issued, then revoked; a request outside the offer's terms is refused",
@@ -368,15 +372,15 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
     );
 
     // 4d. The same objects in the standards' words.
-    let agreement = cli::run(op_cli(
+    let agreement = cli::run(cli::in_home(
         &cons_home,
         &["grant", "show", &first_id, "--odrl", "--node", cons.url()],
-    ))
+    )?)
     .await?;
-    let catalog = cli::run(op_cli(
+    let catalog = cli::run(cli::in_home(
         &cons_home,
         &["dataset", "search", "container", "--dcat", "--node", cons.url()],
-    ))
+    )?)
     .await?;
     let partner_path = dir.path().join("partner-offer.jsonld");
     let partner_offer = json!({
@@ -392,7 +396,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         }]
     });
     std::fs::write(&partner_path, partner_offer.to_string()).map_err(|e| Error::Io(e.to_string()))?;
-    let partner = cli::run(op_cli(
+    let partner = cli::run(cli::in_home(
         &prov_home,
         &[
             "offer",
@@ -403,7 +407,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             prov.url(),
         ],
-    ))
+    )?)
     .await
     .err();
     n.step(
@@ -430,7 +434,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
     });
     let download_path = dir.path().join("download-terms.json");
     std::fs::write(&download_path, download_terms.to_string()).map_err(|e| Error::Io(e.to_string()))?;
-    cli::run(op_cli(
+    cli::run(cli::in_home(
         &prov_home,
         &[
             "offer",
@@ -442,10 +446,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             prov.url(),
         ],
-    ))
+    )?)
     .await?;
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let dl = cli::run(op_cli(
+    let dl = cli::run(cli::in_home(
         &cons_home,
         &[
             "grant",
@@ -458,12 +462,12 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             cons.url(),
         ],
-    ))
+    )?)
     .await?;
     let dl_id = dl.json["grant"]["id"].as_str().unwrap_or_default().to_string();
     wait_for_height(&nodes, orderer.ledger.height()).await;
     let received = dir.path().join("received-shipments.csv");
-    let fetched = cli::run(op_cli(
+    let fetched = cli::run(cli::in_home(
         &cons_home,
         &[
             "fetch",
@@ -475,16 +479,16 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             cons.url(),
         ],
-    ))
+    )?)
     .await?;
     let same = std::fs::read(&received).ok() == std::fs::read(&csv).ok();
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let log = cli::run(op_cli(
+    let log = cli::run(cli::in_home(
         &cons_home,
         &["access", "list", "--grant", &dl_id, "--node", cons.url()],
-    ))
+    )?)
     .await?;
-    let revoked_fetch = cli::run(op_cli(
+    let revoked_fetch = cli::run(cli::in_home(
         &cons_home,
         &[
             "fetch",
@@ -496,7 +500,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             cons.url(),
         ],
-    ))
+    )?)
     .await
     .err();
     n.step(
@@ -527,10 +531,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             cons.url().to_string(),
         );
         async move {
-            cli::run(op_cli(
+            cli::run(cli::in_home(
                 &home,
                 &["query", &dataset, &sql, "--grant", &grant, "--node", &node],
-            ))
+            )?)
             .await
         }
     };
@@ -544,10 +548,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
     let forbidden_sql = format!("SELECT port_of_loading, count(*) FROM {table} GROUP BY port_of_loading");
     let forbidden = query(forbidden_sql.clone()).await.err();
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let query_log = cli::run(op_cli(
+    let query_log = cli::run(cli::in_home(
         &cons_home,
         &["access", "list", "--grant", &first_id, "--node", cons.url()],
-    ))
+    )?)
     .await?;
     n.step(
         "The bank runs SQL on the provider's node under its query grant (compute-to-data): only permitted results leave",
@@ -580,7 +584,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         &orderer.url,
     )?)
     .await?;
-    cli::run(op_cli(
+    cli::run(cli::in_home(
         &op_home,
         &[
             "party",
@@ -591,10 +595,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--reason",
             "licensed auditor",
         ],
-    ))
+    )?)
     .await?;
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let private_grant = cli::run(op_cli(
+    let private_grant = cli::run(cli::in_home(
         &cons_home,
         &[
             "grant",
@@ -610,7 +614,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             cons.url(),
         ],
-    ))
+    )?)
     .await?;
     let pg_id = private_grant.json["grant"]["id"]
         .as_str()
@@ -621,7 +625,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         .unwrap_or_default();
     wait_for_height(&nodes, orderer.ledger.height()).await;
     let private_out = dir.path().join("received-privately.csv");
-    let private_fetch = cli::run(op_cli(
+    let private_fetch = cli::run(cli::in_home(
         &cons_home,
         &[
             "fetch",
@@ -634,7 +638,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             cons.url(),
         ],
-    ))
+    )?)
     .await?;
     let entry_id = private_fetch.json["access_log"]["request"]
         .as_str()
@@ -642,7 +646,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         .to_string();
     wait_for_height(&nodes, orderer.ledger.height()).await;
     let entry: serde_json::Value = cons.get(&format!("/v1/access-log/{entry_id}")).await?;
-    let again = cli::run(op_cli(
+    let again = cli::run(cli::in_home(
         &cons_home,
         &[
             "fetch",
@@ -655,12 +659,16 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             cons.url(),
         ],
-    ))
+    )?)
     .await
     .err();
-    let opened = cli::run(op_cli(&aud_home, &["audit", "open", &entry_id, "--node", &orderer.url])).await?;
+    let opened = cli::run(cli::in_home(
+        &aud_home,
+        &["audit", "open", &entry_id, "--node", &orderer.url],
+    )?)
+    .await?;
     let snark_dir = dir.path().join("snarkjs");
-    let exported = cli::run(op_cli(
+    let exported = cli::run(cli::in_home(
         &aud_home,
         &[
             "zk",
@@ -672,7 +680,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             &orderer.url,
         ],
-    ))
+    )?)
     .await?;
     let private_ok = std::fs::read(&private_out).ok() == std::fs::read(&csv).ok()
         && entry["grant"].is_null()
@@ -712,7 +720,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
 
     // 5. Verification, online and offline.
     let bundle_path = dir.path().join("evidence.json");
-    let online = cli::run(op_cli(
+    let online = cli::run(cli::in_home(
         &cons_home,
         &[
             "verify",
@@ -722,14 +730,14 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--bundle-out",
             path_str(&bundle_path),
         ],
-    ))
+    )?)
     .await?;
     n.step(
         "The bank verifies the document against its own node and saves an evidence bundle",
         &online.text,
     );
     let genesis_path = op_home.genesis_path();
-    let offline = cli::run(op_cli(
+    let offline = cli::run(cli::in_home(
         &cons_home,
         &[
             "verify",
@@ -739,7 +747,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--genesis",
             path_str(&genesis_path),
         ],
-    ))
+    )?)
     .await?;
     n.step(
         "Anyone (a court) verifies the bundle offline: no node, no network, only the genesis",
@@ -755,12 +763,12 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         *b = b'5'; // 40 containers become 50
     }
     std::fs::write(&tampered, bytes).map_err(|e| Error::Io(e.to_string()))?;
-    let t_online = cli::run(op_cli(
+    let t_online = cli::run(cli::in_home(
         &cons_home,
         &["verify", path_str(&tampered), "--node", cons.url()],
-    ))
+    )?)
     .await?;
-    let t_offline = cli::run(op_cli(
+    let t_offline = cli::run(cli::in_home(
         &cons_home,
         &[
             "verify",
@@ -770,7 +778,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--genesis",
             path_str(&genesis_path),
         ],
-    ))
+    )?)
     .await?;
     if t_online.ok || t_offline.ok || !online.ok || !offline.ok {
         return Err(Error::BadEvidence(
@@ -783,7 +791,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
     );
 
     // 6. Standing: suspension refuses transactions.
-    cli::run(op_cli(
+    cli::run(cli::in_home(
         &op_home,
         &[
             "party",
@@ -794,13 +802,13 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--reason",
             "overdue fees",
         ],
-    ))
+    )?)
     .await?;
     let refused = cons
         .submit_bytes(&notarize_bytes(&cons_home, b"while suspended")?)
         .await
         .err();
-    cli::run(op_cli(
+    cli::run(cli::in_home(
         &op_home,
         &[
             "party",
@@ -811,7 +819,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--reason",
             "fees paid",
         ],
-    ))
+    )?)
     .await?;
     let after = cons
         .submit_bytes(&notarize_bytes(&cons_home, b"after reinstatement")?)
@@ -855,10 +863,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
 
     // 8. Audit: trace, SQL, an evidence bundle and a report.
     wait_for_height(&nodes, orderer.ledger.height()).await;
-    let trace = cli::run(op_cli(
+    let trace = cli::run(cli::in_home(
         &aud_home,
         &["audit", "trace", "--dataset", &dataset_id, "--node", &orderer.url],
-    ))
+    )?)
     .await?;
     n.step(
         "The auditor traces every use of the dataset: who, when, under which grant, what they got",
@@ -871,18 +879,26 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
                         sum(a.bytes) AS bytes, sum(CASE WHEN a.outcome = 'acknowledged' THEN 1 ELSE 0 END) AS acknowledged \
                         FROM access_log a LEFT JOIN parties p ON a.consumer = p.credit_code \
                         GROUP BY 1, 2 ORDER BY uses DESC";
-    let by_auditor = cli::run(op_cli(
+    let by_auditor = cli::run(cli::in_home(
         &aud_home,
         &["audit", "sql", per_consumer, "--node", &orderer.url],
-    ))
+    )?)
     .await?;
     let count = "SELECT count(*) AS entries FROM access_log";
-    let seen_by_auditor = cli::run(op_cli(&aud_home, &["audit", "sql", count, "--node", &orderer.url])).await?;
-    let seen_by_bank = cli::run(op_cli(&cons_home, &["audit", "sql", count, "--node", cons.url()])).await?;
-    let write = cli::run(op_cli(
+    let seen_by_auditor = cli::run(cli::in_home(
+        &aud_home,
+        &["audit", "sql", count, "--node", &orderer.url],
+    )?)
+    .await?;
+    let seen_by_bank = cli::run(cli::in_home(
+        &cons_home,
+        &["audit", "sql", count, "--node", cons.url()],
+    )?)
+    .await?;
+    let write = cli::run(cli::in_home(
         &cons_home,
         &["audit", "sql", "DELETE FROM access_log", "--node", cons.url()],
-    ))
+    )?)
     .await
     .err();
     n.step(
@@ -899,7 +915,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         ),
     );
     let audit_bundle = dir.path().join("audit-bundle.json");
-    let exported = cli::run(op_cli(
+    let exported = cli::run(cli::in_home(
         &aud_home,
         &[
             "audit",
@@ -911,10 +927,10 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             &orderer.url,
         ],
-    ))
+    )?)
     .await?;
     let report_path = dir.path().join("audit-report.html");
-    let report = cli::run(op_cli(
+    let report = cli::run(cli::in_home(
         &aud_home,
         &[
             "audit",
@@ -926,7 +942,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--node",
             &orderer.url,
         ],
-    ))
+    )?)
     .await?;
     n.step(
         "The auditor exports the trace as an evidence bundle (signed by the auditor) and an HTML report",
@@ -973,7 +989,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
         "Nodes stopped; `chain verify` re-checks each store: signatures, links, Merkle roots, replayed state",
         reports.trim_end(),
     );
-    let court = cli::run(op_cli(
+    let court = cli::run(cli::in_home(
         &aud_home,
         &[
             "verify",
@@ -982,7 +998,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             "--genesis",
             path_str(&op_home.genesis_path()),
         ],
-    ))
+    )?)
     .await?;
     all_ok &= court.ok;
     n.step(
@@ -1102,14 +1118,6 @@ fn notarize_bytes(home: &Home, content: &[u8]) -> Result<Vec<u8>> {
 
 fn path_str(p: &std::path::Path) -> &str {
     p.to_str().unwrap_or_default()
-}
-
-/// Builds the CLI a user would type, for the demo's own steps.
-fn op_cli(home: &Home, args: &[&str]) -> cli::Cli {
-    use clap::Parser;
-    let mut argv = vec!["liutong", "--home", path_str(home.dir())];
-    argv.extend_from_slice(args);
-    cli::Cli::parse_from(argv)
 }
 
 async fn wait_for_height(nodes: &[(String, Home, RunningNode)], height: u64) {

@@ -795,16 +795,14 @@ pub fn verify(file: &[u8], genesis: &Genesis) -> Result<VerifiedBundle> {
         }
         Subject::Trace { filter } => {
             for e in &entries {
-                let party_ok = filter.party.as_ref().is_none_or(|p| {
-                    e.provider.credit_code == p.as_str()
-                        || e.consumer.as_ref().is_some_and(|c| c.credit_code == p.as_str())
+                let ok = filter.admits_fields(&super::TracedFields {
+                    dataset: e.dataset.parse().ok(),
+                    provider: &e.provider.credit_code,
+                    consumer: e.consumer.as_ref().map(|c| c.credit_code.as_str()),
+                    grant: e.grant,
+                    action: &e.action,
+                    logged_at: e.logged_at,
                 });
-                let ok = filter.dataset.is_none_or(|d| e.dataset == d.to_string())
-                    && filter.grant.is_none_or(|g| e.grant == Some(g))
-                    && filter.action.is_none_or(|a| e.action == a.as_str())
-                    && filter.from.is_none_or(|f| e.logged_at >= f)
-                    && filter.to.is_none_or(|t| e.logged_at < t)
-                    && party_ok;
                 if !ok {
                     return Err(bad(format!("entry {} is outside the trace's filter", e.request)));
                 }

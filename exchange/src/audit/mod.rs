@@ -89,16 +89,41 @@ impl TraceFilter {
     }
 
     fn admits(&self, r: &AccessRecord) -> bool {
-        self.dataset.is_none_or(|d| r.dataset == d)
+        self.admits_fields(&TracedFields {
+            dataset: Some(r.dataset),
+            provider: r.provider.as_str(),
+            consumer: r.consumer.as_ref().map(CreditCode::as_str),
+            grant: r.grant,
+            action: &r.action,
+            logged_at: r.logged_at,
+        })
+    }
+
+    /// The filter's one rule, for a node's records and for the entries an
+    /// offline verifier reads from a bundle alike.
+    pub fn admits_fields(&self, e: &TracedFields<'_>) -> bool {
+        self.dataset.is_none_or(|d| e.dataset == Some(d))
             && self
                 .party
                 .as_ref()
-                .is_none_or(|p| r.provider == *p || r.consumer.as_ref() == Some(p))
-            && self.grant.is_none_or(|g| r.grant == Some(g))
-            && self.action.is_none_or(|a| r.action == a.as_str())
-            && self.from.is_none_or(|f| r.logged_at >= f)
-            && self.to.is_none_or(|t| r.logged_at < t)
+                .is_none_or(|p| e.provider == p.as_str() || e.consumer == Some(p.as_str()))
+            && self.grant.is_none_or(|g| e.grant == Some(g))
+            && self.action.is_none_or(|a| e.action == a.as_str())
+            && self.from.is_none_or(|f| e.logged_at >= f)
+            && self.to.is_none_or(|t| e.logged_at < t)
     }
+}
+
+/// What a trace filter looks at in an entry.
+pub struct TracedFields<'a> {
+    /// `None` where the entry's dataset id does not parse (no filter on a
+    /// dataset admits it).
+    pub dataset: Option<DatasetId>,
+    pub provider: &'a str,
+    pub consumer: Option<&'a str>,
+    pub grant: Option<GrantId>,
+    pub action: &'a str,
+    pub logged_at: Timestamp,
 }
 
 /// What a caller may see.

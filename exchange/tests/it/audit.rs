@@ -429,6 +429,20 @@ async fn auditors_trace_query_bundle_and_report_every_use() {
     let mut b = parsed.clone();
     b.transactions.retain(|t| t.role != bundle::Role::Grant);
     refused(&mut b, "request transaction is not in the bundle");
+    // A trace bundle whose entries its own filter does not admit: a later
+    // start, another party, another action.
+    let traced: Bundle = serde_json::from_slice(trace_file).expect("parses");
+    let narrowed = |change: &dyn Fn(&mut liutong_exchange::audit::TraceFilter)| {
+        let mut b = traced.clone();
+        match &mut b.subject {
+            bundle::Subject::Trace { filter } => change(filter),
+            other => panic!("a trace bundle, not {other:?}"),
+        }
+        refused(&mut b, "outside the trace's filter");
+    };
+    narrowed(&|f| f.from = Some(u64::MAX - 1));
+    narrowed(&|f| f.party = Some(OPERATOR.parse().expect("credit code")));
+    narrowed(&|f| f.action = Some(liutong_policies::Action::Query));
     // A header signed by someone other than the genesis's orderer.
     let mut b = parsed.clone();
     let forger = SigningKey::generate();
