@@ -344,8 +344,8 @@ impl<P: SWCurveConfig> Batch<P> {
             self.scratch.push(acc);
             acc *= p.x - buckets[*bucket].x;
         }
-        // Never zero: each pending pair has distinct x.
-        let mut inv = acc.inverse().unwrap_or(P::BaseField::ZERO);
+        // Never zero: a pair is queued only with distinct x.
+        let mut inv = acc.inverse().expect("a batch's x differences are non-zero");
         for ((bucket, p), prefix) in self.pending.iter().zip(&self.scratch).rev() {
             let b = &mut buckets[*bucket];
             let dx = p.x - b.x;
