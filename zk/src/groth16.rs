@@ -241,10 +241,18 @@ impl Prover {
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
         let mut proof = self.assemble(&full, r, s, cache)?;
         // A cache from disk that went wrong costs a second, uncached proof,
-        // never a bad one.
-        if !cache.segments.is_empty() && self.verifier.verify(statement, &proof).is_err() {
+        // never a bad one; a proof that still does not verify comes from a
+        // proving key whose points are on the curve but not the key's (its
+        // file was altered), and is refused.
+        if self.verifier.verify(statement, &proof).is_err() {
             *cache = ProverCache::default();
             proof = self.assemble(&full, r, s, cache)?;
+            if self.verifier.verify(statement, &proof).is_err() {
+                *cache = ProverCache::default();
+                return Err(Error::MalformedKey(
+                    "the proving key makes proofs its own verifying key refuses (the key file was altered)".into(),
+                ));
+            }
         }
         Ok(proof)
     }

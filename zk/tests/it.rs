@@ -242,6 +242,20 @@ fn snarkjs_json_has_snarkjs_shapes() {
 }
 
 #[test]
+fn a_proving_key_with_altered_points_makes_no_proof() {
+    // Points still on the curve (so the key loads), but not the key's own:
+    // the prover refuses rather than hand out a proof that cannot verify.
+    let mut pk = prover().proving_key().clone();
+    pk.h_query.swap(5, 6);
+    let altered = Prover::new(pk).expect("loads");
+    let w = witness(0);
+    let e = altered
+        .prove(&statement(&w), &w, &mut rand::rngs::OsRng)
+        .expect_err("no proof from an altered key");
+    assert_eq!(e.code(), "zk.malformed_key", "{e}");
+}
+
+#[test]
 fn a_cache_of_a_grants_uses_gives_the_same_valid_proofs() {
     use liutong_zk::groth16::ProverCache;
     let p = prover();
