@@ -60,6 +60,11 @@ impl Client {
         }
     }
 
+    /// Sends a request to this node; a transport failure names the node.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        req.send().await.map_err(|e| self.unreachable(e))
+    }
+
     async fn answer<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T> {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
@@ -72,36 +77,27 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.send(self.http.get(format!("{}{path}", self.base))).await?;
         self.answer(resp).await
     }
 
     async fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await?;
         self.answer(resp).await
     }
 
     /// Posts a binary body (borsh) and answers the binary (or JSON) body.
     pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
         let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .send(
+                self.http
+                    .post(format!("{}{path}", self.base))
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(body),
+            )
+            .await?;
         self.binary_answer(resp).await
     }
 
@@ -117,12 +113,7 @@ impl Client {
 
     /// A binary resource.
     pub async fn bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.send(self.http.get(format!("{}{path}", self.base))).await?;
         self.binary_answer(resp).await
     }
 
@@ -181,12 +172,8 @@ impl Client {
 
     async fn get_query<T: DeserializeOwned>(&self, path: &str, q: &impl serde::Serialize) -> Result<T> {
         let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .query(q)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .send(self.http.get(format!("{}{path}", self.base)).query(q))
+            .await?;
         self.answer(resp).await
     }
 
@@ -267,12 +254,12 @@ impl Client {
     /// `wait_ms` for the first if none is there yet.
     pub async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Vec<Block>> {
         let resp = self
-            .http
-            .get(format!("{}/v1/blocks?from={from}&wait_ms={wait_ms}", self.base))
-            .timeout(Duration::from_millis(wait_ms + 30_000))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .send(
+                self.http
+                    .get(format!("{}/v1/blocks?from={from}&wait_ms={wait_ms}", self.base))
+                    .timeout(Duration::from_millis(wait_ms + 30_000)),
+            )
+            .await?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
         if !status.is_success() {
