@@ -68,7 +68,10 @@ macro_rules! hex_serde {
     ($ty:ty, $n:expr, $what:expr) => {
         impl serde::Serialize for $ty {
             fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                s.serialize_str(&hex::encode(self.as_bytes()))
+                // On the stack: results render a few digests per transaction.
+                let mut text = [0u8; 2 * $n];
+                hex::encode_to_slice(self.as_bytes(), &mut text).expect("the buffer is twice the bytes");
+                s.serialize_str(std::str::from_utf8(&text).expect("hex digits are ASCII"))
             }
         }
         impl<'de> serde::Deserialize<'de> for $ty {

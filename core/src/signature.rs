@@ -93,19 +93,38 @@ pub struct VerifyItem<'a> {
 /// Below this many signatures a batch is not worth its set-up; check singly.
 const SINGLE_THRESHOLD: usize = 4;
 
+/// The most signatures in one batch equation. A bad signature costs about
+/// twice its batch (bisection), so the bound keeps that price finite. Larger
+/// batches would spread the multiscalar multiplication's fixed cost thinner
+/// (BENCHMARKS.md measures 4,096), but a node's rounds of concurrent requests
+/// rarely fill them, and the benchmark's raw baseline uses this same bound.
+const MAX_BATCH: usize = 1024;
+
 /// Verifies many signatures in batches, in parallel across cores, and returns
 /// one verdict per item. A failed batch is bisected so that only the bad
 /// signatures are rejected; verdicts equal single verification's (ZIP-215).
+///
+/// Items are grouped by key before they are split into batches: the batch
+/// equation has one point per distinct key, so a key that signs several
+/// items of a batch costs one full-width point instead of one per signature.
 pub fn verify_batch(items: &[VerifyItem<'_>]) -> Vec<bool> {
     if items.is_empty() {
         return Vec::new();
     }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_unstable_by_key(|&i| items[i].key.0);
+    let sorted: Vec<&VerifyItem<'_>> = order.iter().map(|&i| &items[i]).collect();
     let threads = rayon::current_num_threads().max(1);
-    let chunk = items.len().div_ceil(threads).clamp(32, 1024);
-    items.par_chunks(chunk).flat_map_iter(check_bisecting).collect()
+    let chunk = items.len().div_ceil(threads).clamp(32, MAX_BATCH);
+    let verdicts: Vec<bool> = sorted.par_chunks(chunk).flat_map_iter(check_bisecting).collect();
+    let mut out = vec![false; items.len()];
+    for (&i, ok) in order.iter().zip(verdicts) {
+        out[i] = ok;
+    }
+    out
 }
 
-fn check_bisecting(items: &[VerifyItem<'_>]) -> Vec<bool> {
+fn check_bisecting(items: &[&VerifyItem<'_>]) -> Vec<bool> {
     if items.len() <= SINGLE_THRESHOLD {
         return items
             .iter()
@@ -148,10 +167,13 @@ fn decompress_key(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
 /// if every signature in the batch is valid (up to the 2^-128 chance of a
 /// random combination cancelling).
 #[allow(non_snake_case)]
-fn batch_holds(items: &[VerifyItem<'_>], rng: &mut impl rand::RngCore) -> bool {
+fn batch_holds(items: &[&VerifyItem<'_>], rng: &mut impl rand::RngCore) -> bool {
     use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
     use sha2::Digest as _;
-    let mut by_key: std::collections::HashMap<[u8; 32], Scalar> = std::collections::HashMap::with_capacity(items.len());
+    // One point per run of equal keys: [`verify_batch`] sorts by key, so a
+    // run holds all of a key's signatures (unsorted input only shares less).
+    let mut keys: Vec<[u8; 32]> = Vec::with_capacity(items.len());
+    let mut A_coeffs: Vec<Scalar> = Vec::with_capacity(items.len());
     let mut R_coeffs = Vec::with_capacity(items.len());
     let mut Rs = Vec::with_capacity(items.len());
     let mut B_coeff = Scalar::ZERO;
@@ -177,16 +199,20 @@ fn batch_holds(items: &[VerifyItem<'_>], rng: &mut impl rand::RngCore) -> bool {
         B_coeff -= z * s;
         Rs.push(R);
         R_coeffs.push(z);
-        *by_key.entry(item.key.0).or_insert(Scalar::ZERO) += z * k;
+        match (keys.last(), A_coeffs.last_mut()) {
+            (Some(last), Some(coeff)) if *last == item.key.0 => *coeff += z * k,
+            _ => {
+                keys.push(item.key.0);
+                A_coeffs.push(z * k);
+            }
+        }
     }
-    let mut A_coeffs = Vec::with_capacity(by_key.len());
-    let mut As = Vec::with_capacity(by_key.len());
-    for (key, coeff) in by_key {
-        let Some(A) = decompress_key(&key) else {
+    let mut As = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let Some(A) = decompress_key(key) else {
             return false;
         };
         As.push(A);
-        A_coeffs.push(coeff);
     }
     let B = curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
     let check = EdwardsPoint::vartime_multiscalar_mul(

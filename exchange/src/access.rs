@@ -345,7 +345,7 @@ pub(crate) fn log(
         Some(_) => {
             let party = crate::datasets::provider(state, signer)?;
             crate::datasets::own_listed(state, &r.dataset, &party)?;
-            (None, party.profile.credit_code)
+            (None, party.profile.credit_code.clone())
         }
     };
     body.request

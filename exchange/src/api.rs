@@ -46,6 +46,8 @@ const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub ledger: Arc<Ledger>,
     pub ordering: Arc<dyn Ordering>,
+    /// Checks submissions' envelopes and signatures before they are ordered.
+    pub checker: liutong_ledger::Checker,
     pub genesis: Genesis,
     /// The orderer URL, when this node is a follower.
     pub following: Option<String>,
@@ -438,10 +440,9 @@ async fn genesis(State(s): Shared) -> Json<Genesis> {
     Json(s.genesis.clone())
 }
 
-/// Checks envelopes and signatures (in parallel batches), orders the valid
+/// Checks envelopes and signatures (batched with concurrent submissions), orders the valid
 /// ones and waits until their block is durable.
 async fn submit_raw(s: &Arc<AppState>, raw: Vec<Result<Vec<u8>, ApiError>>) -> Vec<Result<Receipt, ApiError>> {
-    let rules = s.ledger.rules().clone();
     let mut answers: Vec<Option<Result<Receipt, ApiError>>> = Vec::with_capacity(raw.len());
     let mut bytes = Vec::new();
     let mut slots = Vec::new();
@@ -455,22 +456,19 @@ async fn submit_raw(s: &Arc<AppState>, raw: Vec<Result<Vec<u8>, ApiError>>) -> V
             Err(e) => answers.push(Some(Err(e))),
         }
     }
-    let checked = match tokio::task::spawn_blocking(move || rules.check_batch(bytes, now_ms())).await {
-        Ok(c) => c,
-        Err(_) => {
-            return answers
-                .into_iter()
-                .map(|a| {
-                    a.unwrap_or_else(|| {
-                        Err(ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "internal.panic",
-                            "signature check failed",
-                        ))
-                    })
+    let Some(checked) = s.checker.check(bytes, now_ms()).await else {
+        return answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal.panic",
+                        "signature check failed",
+                    ))
                 })
-                .collect()
-        }
+            })
+            .collect();
     };
     let mut ok: Vec<CheckedTx> = Vec::new();
     let mut ok_slots = Vec::new();

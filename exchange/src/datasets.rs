@@ -100,7 +100,7 @@ fn rejected(e: liutong_catalog::Error) -> Rejection {
 }
 
 /// The signer, refused unless it is an active party with the provider role.
-pub(crate) fn provider(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
+pub(crate) fn provider(state: &Overlay<'_>, key: &PublicKey) -> Result<std::sync::Arc<Party>, Rejection> {
     let party = active_signer(state, key)?;
     if !party.profile.roles.contains(&Role::Provider) {
         return Err(Rejection::new(

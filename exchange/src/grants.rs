@@ -335,7 +335,7 @@ fn put_grant(state: &mut Overlay<'_>, grant: &GrantRecord) {
 }
 
 /// The signer as an active party with the consumer role.
-fn consumer(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
+fn consumer(state: &Overlay<'_>, key: &PublicKey) -> Result<std::sync::Arc<Party>, Rejection> {
     let party = active_signer(state, key)?;
     if !party.profile.roles.contains(&Role::Consumer) {
         return Err(Rejection::new(

@@ -166,7 +166,12 @@ impl StateMachine for ExchangeMachine {
             }
             KIND_ROTATE_KEYS => {
                 let signer = active_signer(state, &t.signer)?;
-                rotate_keys(decode(&t.kind, &t.body)?, signer, id, state)
+                rotate_keys(
+                    decode(&t.kind, &t.body)?,
+                    std::sync::Arc::unwrap_or_clone(signer),
+                    id,
+                    state,
+                )
             }
             KIND_NOTARIZE => {
                 let signer = active_signer(state, &t.signer)?;
@@ -270,8 +275,23 @@ fn bind_key(state: &mut Overlay<'_>, key: &PublicKey, party: &CreditCode, curren
 }
 
 /// The party behind a signing key, refused unless it is active and the key current.
-pub(crate) fn active_signer(state: &Overlay<'_>, key: &PublicKey) -> Result<Party, Rejection> {
-    let binding: KeyBinding = read(state, CF_PARTY_KEYS, key.as_bytes())?.ok_or_else(|| {
+/// Like [`read`], but decoded once per block and shared: for records that
+/// many transactions of a block read (signers' key bindings and parties).
+fn read_shared<T: BorshDeserialize + Send + Sync + 'static>(
+    state: &Overlay<'_>,
+    cf: &'static str,
+    key: &[u8],
+) -> Result<Option<std::sync::Arc<T>>, Rejection> {
+    let decode = |bytes: &[u8]| {
+        borsh::from_slice(bytes).map_err(|e| Rejection::new("store.corrupt", format!("{cf} entry is unreadable: {e}")))
+    };
+    state.get_decoded(cf, key, decode, store_error)
+}
+
+/// The signer's party, if it may sign: its key is bound and current, and the
+/// party is active. Shared, not copied: a block reads it once per signer.
+pub(crate) fn active_signer(state: &Overlay<'_>, key: &PublicKey) -> Result<std::sync::Arc<Party>, Rejection> {
+    let binding: std::sync::Arc<KeyBinding> = read_shared(state, CF_PARTY_KEYS, key.as_bytes())?.ok_or_else(|| {
         Rejection::new(
             "party.unknown_signer",
             format!("signing key {key} belongs to no registered party"),
@@ -286,7 +306,7 @@ pub(crate) fn active_signer(state: &Overlay<'_>, key: &PublicKey) -> Result<Part
             ),
         ));
     }
-    let party = read_party(state, &binding.party)?.ok_or_else(|| {
+    let party = read_shared::<Party>(state, CF_PARTIES, binding.party.as_str().as_bytes())?.ok_or_else(|| {
         Rejection::new(
             "store.corrupt",
             format!("key {key} is bound to missing party {}", binding.party),

@@ -222,6 +222,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
     let state = Arc::new(AppState {
         ledger: ledger.clone(),
         ordering,
+        checker: liutong_ledger::Checker::start(ledger.rules().clone()),
         genesis: genesis.clone(),
         following: match &role {
             NodeRole::Follower(u) => Some(u.clone()),

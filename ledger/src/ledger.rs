@@ -151,7 +151,7 @@ impl Ledger {
                 )))
             }
             None => {
-                let mut overlay = Overlay::over(&store, None);
+                let mut overlay = Overlay::over(&store, None, 0);
                 machine
                     .genesis_state(&mut overlay)
                     .map_err(|r| Error::rejected(r.code, r.message))?;
@@ -283,7 +283,7 @@ impl Ledger {
         let timestamp = now.max(prev.map_or(0, |h| h.timestamp));
         let parent = prev.map_or(self.genesis.genesis_digest, BlockHeader::hash);
         let first = frontier.size();
-        let mut overlay = Overlay::over(&self.store, pending);
+        let mut overlay = Overlay::over(&self.store, pending, txs.len());
         let mut answers: Vec<Result<(TxId, Applied, u64)>> = Vec::with_capacity(txs.len());
         let mut accepted: Vec<&CheckedTx> = Vec::new();
         for c in &txs {
@@ -464,7 +464,7 @@ impl Ledger {
             .enumerate()
             .map(|(i, r)| r.map_err(|e| Error::BadBlock(format!("block {} transaction {i}: {e}", h.height))))
             .collect::<Result<_>>()?;
-        let mut overlay = Overlay::over(&self.store, None);
+        let mut overlay = Overlay::over(&self.store, None, checked.len());
         let mut frontier = w.frontier.clone();
         let mut log = Vec::with_capacity(checked.len() * 2);
         for (i, c) in checked.iter().enumerate() {

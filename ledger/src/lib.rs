@@ -11,6 +11,7 @@
 //! column families the ledger opens for it and writes in the same batch.
 
 mod block;
+mod checker;
 mod error;
 mod ledger;
 pub use liutong_core::merkle;
@@ -20,6 +21,7 @@ mod store;
 mod tx;
 
 pub use block::{Block, BlockHeader, LedgerGenesis, LedgerParams, SignedHeader, HEADER_SIGNING_DOMAIN};
+pub use checker::Checker;
 pub use error::{Error, Result};
 pub use ledger::{
     BlockContext, ChainReport, ConsistencyProof, InclusionProof, Ledger, Receipt, Sealed, Tip, TxOutcome, TxRecord,

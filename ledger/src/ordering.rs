@@ -39,6 +39,13 @@ pub struct Solo {
 
 type Replies = Vec<oneshot::Sender<Result<Receipt>>>;
 
+/// The most transactions the solo orderer puts in one block (the genesis's
+/// `block_max_txs` is the most any block may hold). Under load a block of
+/// this size is applied while the one before is written: bigger blocks
+/// leave one core idle while a long write runs, smaller ones pay the synced
+/// write's fixed cost too often (BENCHMARKS.md, block size).
+pub const BLOCK_TARGET_TXS: usize = 2048;
+
 impl Solo {
     pub fn start(ledger: Arc<Ledger>, key: SigningKey) -> Solo {
         let (queue, rx) = mpsc::channel::<Submission>();
@@ -46,7 +53,7 @@ impl Solo {
         let thread = std::thread::Builder::new()
             .name("solo-sealer".into())
             .spawn(move || {
-                let max = params.block_max_txs.max(1) as usize;
+                let max = (params.block_max_txs.max(1) as usize).min(BLOCK_TARGET_TXS);
                 let interval = Duration::from_millis(params.block_interval_ms as u64);
                 let (to_commit, sealed_rx) = mpsc::sync_channel::<(Sealed, Replies)>(1);
                 let (done_tx, done) = mpsc::channel::<()>();

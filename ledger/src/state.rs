@@ -68,22 +68,41 @@ type TxWrite = (&'static str, Vec<u8>, Option<Vec<u8>>);
 /// Values of one column family: key → value (`None`: deleted).
 type CfMap = FastMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Where column family `cf` is in `list`. Names are the state machine's
+/// constants, so the same name is usually the same pointer: that is tried
+/// first, and the text only when no pointer matches (this runs several
+/// times per transaction).
+fn position<T>(list: &[(&'static str, T)], cf: &str) -> Option<usize> {
+    list.iter()
+        .position(|(name, _)| std::ptr::eq(*name, cf))
+        .or_else(|| list.iter().position(|(name, _)| *name == cf))
+}
+
+/// A decoded value, shared (see [`Overlay::get_decoded`]).
+type Shared = Arc<dyn std::any::Any + Send + Sync>;
+
+/// Decoded values of one column family: key → value (`None`: absent).
+type DecodedMap = FastMap<Vec<u8>, Option<Shared>>;
+
 /// A set of writes, per column family: one block's state changes.
 #[derive(Default, Debug)]
 pub struct WriteSet {
     cfs: Vec<(&'static str, CfMap)>,
+    /// Room each column family's map starts with (writes expected per family).
+    hint: usize,
 }
 
 impl WriteSet {
     fn cf(&self, cf: &str) -> Option<&CfMap> {
-        self.cfs.iter().find(|(name, _)| *name == cf).map(|(_, m)| m)
+        position(&self.cfs, cf).map(|i| &self.cfs[i].1)
     }
 
     fn cf_mut(&mut self, cf: &'static str) -> &mut CfMap {
-        let at = match self.cfs.iter().position(|(name, _)| *name == cf) {
+        let at = match position(&self.cfs, cf) {
             Some(i) => i,
             None => {
-                self.cfs.push((cf, CfMap::default()));
+                let map = CfMap::with_capacity_and_hasher(self.hint, Default::default());
+                self.cfs.push((cf, map));
                 self.cfs.len() - 1
             }
         };
@@ -127,16 +146,24 @@ pub struct Overlay<'a> {
     /// pending block, which is read first), so a signer's party record read
     /// for its first transaction serves all its others.
     read_cache: RefCell<WriteSet>,
+    /// Store values decoded by [`Overlay::get_decoded`], by column family and key.
+    decoded: RefCell<Vec<(&'static str, DecodedMap)>>,
 }
 
 impl<'a> Overlay<'a> {
-    pub(crate) fn over(store: &'a Store, pending: Option<Arc<WriteSet>>) -> Self {
+    /// An overlay over the store (and a sealed block not yet durable) for a
+    /// block of about `txs` transactions.
+    pub(crate) fn over(store: &'a Store, pending: Option<Arc<WriteSet>>, txs: usize) -> Self {
         Overlay {
             base: Some(store),
             pending,
-            block: WriteSet::default(),
+            block: WriteSet {
+                cfs: Vec::new(),
+                hint: txs,
+            },
             tx: Vec::new(),
             read_cache: RefCell::default(),
+            decoded: RefCell::default(),
         }
     }
 
@@ -147,19 +174,73 @@ impl<'a> Overlay<'a> {
             block: WriteSet::default(),
             tx: Vec::new(),
             read_cache: RefCell::default(),
+            decoded: RefCell::default(),
         }
     }
 
     pub fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some((_, _, v)) = self.tx.iter().rev().find(|(c, k, _)| *c == cf && k.as_slice() == key) {
-            return Ok(v.clone());
+        match self.written(cf, key) {
+            Some(v) => Ok(v.clone()),
+            None => self.stored(cf, key),
         }
-        if let Some(v) = self.block.get(cf, key) {
-            return Ok(v.clone());
+    }
+
+    /// The value of `key` decoded by `decode`, shared: a value the store
+    /// holds (not one this block or the pending one wrote) is decoded once
+    /// per block and handed out again, so a record many transactions read,
+    /// such as a signer's party, costs one decoding.
+    pub fn get_decoded<T: Send + Sync + 'static, E>(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+        decode: impl FnOnce(&[u8]) -> std::result::Result<T, E>,
+        store_error: impl FnOnce(crate::Error) -> E,
+    ) -> std::result::Result<Option<Arc<T>>, E> {
+        if let Some(v) = self.written(cf, key) {
+            return v.as_deref().map(|b| decode(b).map(Arc::new)).transpose();
         }
-        if let Some(v) = self.pending.as_ref().and_then(|p| p.get(cf, key)) {
-            return Ok(v.clone());
+        {
+            let decoded = self.decoded.borrow();
+            let hit = position(&decoded, cf).and_then(|i| decoded[i].1.get(key));
+            match hit {
+                Some(None) => return Ok(None),
+                Some(Some(v)) => {
+                    if let Ok(t) = v.clone().downcast::<T>() {
+                        return Ok(Some(t));
+                    }
+                }
+                None => {}
+            }
         }
+        let value = match self.stored(cf, key).map_err(store_error)? {
+            Some(bytes) => Some(Arc::new(decode(&bytes)?)),
+            None => None,
+        };
+        let mut decoded = self.decoded.borrow_mut();
+        let at = match position(&decoded, cf) {
+            Some(i) => i,
+            None => {
+                decoded.push((cf, FastMap::default()));
+                decoded.len() - 1
+            }
+        };
+        decoded[at].1.insert(key.to_vec(), value.clone().map(|v| v as Shared));
+        Ok(value)
+    }
+
+    /// What the transaction, the block so far or the pending block wrote to
+    /// `key`, newest first (`Some(None)`: deleted); `None` if none did.
+    fn written(&self, cf: &'static str, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        if let Some((_, _, v)) = self.tx.iter().rev().find(|(c, k, _)| k.as_slice() == key && *c == cf) {
+            return Some(v);
+        }
+        self.block
+            .get(cf, key)
+            .or_else(|| self.pending.as_ref().and_then(|p| p.get(cf, key)))
+    }
+
+    /// The store's value, read once per block.
+    fn stored(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.read_cache.borrow().get(cf, key) {
             return Ok(v.clone());
         }
@@ -249,5 +330,87 @@ impl<'a> Overlay<'a> {
     pub(crate) fn into_writes(mut self) -> WriteSet {
         self.commit_tx();
         self.block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CF: &str = "app";
+
+    fn decode(bytes: &[u8]) -> std::result::Result<String, String> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+    }
+
+    fn read(o: &Overlay<'_>, key: &[u8]) -> Option<String> {
+        o.get_decoded(CF, key, decode, |e| e.to_string())
+            .expect("decodes")
+            .map(|s| (*s).clone())
+    }
+
+    /// The shared decoding sees exactly what `get` sees: the store, then the
+    /// pending block, the block so far and the transaction on top, deletes
+    /// included; a store value is decoded once and then shared.
+    #[test]
+    fn decoded_values_follow_every_layer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &[CF]).expect("store");
+        store
+            .load_unchecked(&[
+                (CF, b"a".to_vec(), b"stored".to_vec()),
+                (CF, b"b".to_vec(), b"b0".to_vec()),
+            ])
+            .expect("load");
+        let mut pending = WriteSet::default();
+        pending.insert(CF, b"b".to_vec(), Some(b"pending".to_vec()));
+        let mut o = Overlay::over(&store, Some(Arc::new(pending)), 4);
+
+        let first = o
+            .get_decoded(CF, b"a", decode, |e| e.to_string())
+            .expect("ok")
+            .expect("some");
+        let again = o
+            .get_decoded(CF, b"a", decode, |e| e.to_string())
+            .expect("ok")
+            .expect("some");
+        assert!(Arc::ptr_eq(&first, &again), "a store value is decoded once");
+        assert_eq!(read(&o, b"b").as_deref(), Some("pending"));
+        assert_eq!(read(&o, b"missing"), None);
+
+        o.put(CF, b"a".to_vec(), b"in tx".to_vec());
+        assert_eq!(read(&o, b"a").as_deref(), Some("in tx"));
+        o.rollback_tx();
+        assert_eq!(
+            read(&o, b"a").as_deref(),
+            Some("stored"),
+            "a refused transaction leaves no trace"
+        );
+
+        o.delete(CF, b"a".to_vec());
+        o.commit_tx();
+        assert_eq!(read(&o, b"a"), None, "deleted in the block");
+        assert_eq!(o.get(CF, b"a").expect("get"), None);
+
+        o.put(CF, b"missing".to_vec(), b"new".to_vec());
+        o.commit_tx();
+        assert_eq!(
+            read(&o, b"missing").as_deref(),
+            Some("new"),
+            "a cached miss does not hide a write"
+        );
+
+        let bad = o.get_decoded(
+            CF,
+            b"bad",
+            |_| Err::<String, _>("unreadable".to_string()),
+            |e| e.to_string(),
+        );
+        assert_eq!(bad.expect("a missing key is not decoded"), None);
+        o.put(CF, b"bad".to_vec(), vec![0xff]);
+        assert!(
+            o.get_decoded(CF, b"bad", decode, |e| e.to_string()).is_err(),
+            "decode errors surface"
+        );
     }
 }
