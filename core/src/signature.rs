@@ -96,7 +96,7 @@ const SINGLE_THRESHOLD: usize = 4;
 /// The most signatures in one batch equation. A bad signature costs about
 /// twice its batch (bisection), so the bound keeps that price finite. Larger
 /// batches would spread the multiscalar multiplication's fixed cost thinner
-/// (BENCHMARKS.md measures 4,096), but a node's rounds of concurrent requests
+/// (7% faster raw verification at 4,096, BENCHMARKS.md), but a node's rounds
 /// rarely fill them, and the benchmark's raw baseline uses this same bound.
 const MAX_BATCH: usize = 1024;
 
