@@ -67,6 +67,12 @@ pub struct CatalogBench {
     pub quick: bool,
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchEncoding {
+    Raw,
+    Json,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct LedgerBench {
     /// Transactions submitted in batch requests.
@@ -87,6 +93,10 @@ pub struct LedgerBench {
     /// Concurrent single-transaction requests.
     #[arg(long, default_value_t = 256)]
     pub single_concurrency: usize,
+    /// How batch requests are encoded: `raw` (borsh, `/v1/txs/batch/raw`)
+    /// or `json` (base64 in JSON, `/v1/txs/batch`).
+    #[arg(long, value_enum, default_value_t = BatchEncoding::Raw)]
+    pub batch_encoding: BatchEncoding,
     /// Log sizes at which inclusion-proof latency is measured.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     pub proof_sizes: Vec<u64>,
@@ -744,6 +754,7 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
     let batches: Vec<Vec<Vec<u8>>> = batch_txs.chunks(b.batch.max(1)).map(|c| c.to_vec()).collect();
     let queue = Arc::new(std::sync::Mutex::new(batches));
     let start_height = node.ledger.height();
+    let encoding = b.batch_encoding;
     let cpu_start = process_cpu_secs();
     let t = Instant::now();
     let mut tasks = Vec::new();
@@ -756,7 +767,10 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 let Some(batch) = next else { break };
                 let t0 = Instant::now();
-                let results = client.submit_batch(&batch).await?;
+                let results = match encoding {
+                    BatchEncoding::Raw => client.submit_batch_raw(&batch).await?,
+                    BatchEncoding::Json => client.submit_batch(&batch).await?,
+                };
                 let ms = t0.elapsed().as_secs_f64() * 1000.0;
                 for r in results {
                     r?;
@@ -890,6 +904,10 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
         "keys": b.keys,
         "clients": b.clients,
         "batch_size": b.batch,
+        "batch_encoding": match b.batch_encoding {
+            BatchEncoding::Raw => "raw",
+            BatchEncoding::Json => "json",
+        },
         "txs": committed,
         "blocks": blocks,
         "tx_per_s": batch_tps.round(),

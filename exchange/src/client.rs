@@ -90,15 +90,18 @@ impl Client {
 
     /// Posts a binary body (borsh) and answers the binary (or JSON) body.
     pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
-        let resp = self
-            .send(
-                self.http
-                    .post(format!("{}{path}", self.base))
-                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .body(body),
-            )
-            .await?;
+        let resp = self.post_octets(path, body).await?;
         self.binary_answer(resp).await
+    }
+
+    async fn post_octets(&self, path: &str, body: Vec<u8>) -> Result<reqwest::Response> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body),
+        )
+        .await
     }
 
     async fn binary_answer(&self, resp: reqwest::Response) -> Result<Vec<u8>> {
@@ -146,18 +149,16 @@ impl Client {
             txs: txs.iter().map(|t| liutong_core::to_base64(t)).collect(),
         };
         let answer: BatchResults = self.post("/v1/txs/batch", &body).await?;
-        Ok(answer
-            .results
-            .into_iter()
-            .map(|item| match item {
-                BatchItem::Receipt(r) => Ok(r),
-                BatchItem::Error { error } => Err(Error::Remote {
-                    code: error.code,
-                    message: error.message,
-                    status: 200,
-                }),
-            })
-            .collect())
+        Ok(batch_answers(answer))
+    }
+
+    /// [`Client::submit_batch`] without JSON and base64 (`/v1/txs/batch/raw`,
+    /// borsh `Vec<Vec<u8>>`).
+    pub async fn submit_batch_raw(&self, txs: &[Vec<u8>]) -> Result<Vec<Result<ReceiptView>>> {
+        let body = borsh::to_vec(txs).map_err(|e| Error::Io(e.to_string()))?;
+        let resp = self.post_octets("/v1/txs/batch/raw", body).await?;
+        let answer: BatchResults = self.answer(resp).await?;
+        Ok(batch_answers(answer))
     }
 
     /// One page of a catalog search (`/v1/datasets`).
@@ -285,4 +286,20 @@ pub(crate) fn remote_error(status: u16, bytes: &[u8]) -> Error {
             status,
         },
     }
+}
+
+/// One result per submitted transaction: its receipt or its refusal.
+fn batch_answers(answer: BatchResults) -> Vec<Result<ReceiptView>> {
+    answer
+        .results
+        .into_iter()
+        .map(|item| match item {
+            BatchItem::Receipt(r) => Ok(r),
+            BatchItem::Error { error } => Err(Error::Remote {
+                code: error.code,
+                message: error.message,
+                status: 200,
+            }),
+        })
+        .collect()
 }

@@ -181,6 +181,21 @@ async fn refused_transactions_have_codes_and_change_nothing() {
         results[2].as_ref().err().map(|e| e.code().to_string()).as_deref(),
         Some("tx.malformed")
     );
+    // And in a raw (borsh) batch: the same answers, one per transaction.
+    let good = notarize(&net, &member_id.signing, b"good in raw batch");
+    let raw = net
+        .client
+        .submit_batch_raw(&[good.clone(), vec![7; 40], good])
+        .await
+        .expect("raw batch answers");
+    let codes: Vec<Option<String>> = raw
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| e.code().to_string()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![None, Some("tx.malformed".into()), Some("tx.duplicate".into())]
+    );
     net.node.stop().await;
 }
 
@@ -247,6 +262,46 @@ async fn malformed_http_requests_get_json_errors() {
             422,
             "request.malformed_json",
         ),
+        (
+            "raw batch without a count",
+            "/v1/txs/batch/raw",
+            "application/octet-stream",
+            vec![1, 0],
+            400,
+            "request.malformed_batch",
+        ),
+        (
+            "raw batch cut after its first transaction",
+            "/v1/txs/batch/raw",
+            "application/octet-stream",
+            [&2u32.to_le_bytes()[..], &3u32.to_le_bytes(), &[1, 2, 3]].concat(),
+            400,
+            "request.malformed_batch",
+        ),
+        (
+            "raw batch whose length runs past the body",
+            "/v1/txs/batch/raw",
+            "application/octet-stream",
+            [&1u32.to_le_bytes()[..], &1000u32.to_le_bytes(), &[1, 2, 3]].concat(),
+            400,
+            "request.malformed_batch",
+        ),
+        (
+            "raw batch with trailing bytes",
+            "/v1/txs/batch/raw",
+            "application/octet-stream",
+            [&0u32.to_le_bytes()[..], &[9]].concat(),
+            400,
+            "request.malformed_batch",
+        ),
+        (
+            "raw batch over the transaction limit",
+            "/v1/txs/batch/raw",
+            "application/octet-stream",
+            16_385u32.to_le_bytes().to_vec(),
+            413,
+            "request.too_large",
+        ),
     ];
     for (name, path, ct, body, status, code) in cases {
         let (s, json) = post_raw(&net, path, ct, body).await;
@@ -310,6 +365,7 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/genesis",
         "/v1/txs",
         "/v1/txs/batch",
+        "/v1/txs/batch/raw",
         "/v1/txs/{id}",
         "/v1/blocks",
         "/v1/blocks/{height}",
