@@ -1,10 +1,9 @@
 //! Checking submissions before they are ordered: envelopes, then signatures,
 //! with submissions that arrive together verified as one batch.
 
-use crate::tx::{verify_signatures, CheckedTx, EnvelopeRules};
+use crate::tx::{CheckedTx, EnvelopeRules};
 use crate::Result;
 use liutong_core::Timestamp;
-use rayon::prelude::*;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
@@ -78,8 +77,7 @@ fn round(rules: &EnvelopeRules, jobs: Vec<Job>) {
         replies.push((job.raw.len(), job.reply));
         items.extend(job.raw.into_iter().map(|b| (b, job.now)));
     }
-    let decoded: Vec<Result<CheckedTx>> = items.into_par_iter().map(|(b, now)| rules.decode(b, now)).collect();
-    let mut answers = verify_signatures(decoded).into_iter();
+    let mut answers = rules.check_each(items).into_iter();
     for (n, reply) in replies {
         let _ = reply.send(answers.by_ref().take(n).collect());
     }

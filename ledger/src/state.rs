@@ -68,14 +68,43 @@ type TxWrite = (&'static str, Vec<u8>, Option<Vec<u8>>);
 /// Values of one column family: key → value (`None`: deleted).
 type CfMap = FastMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// Where column family `cf` is in `list`. Names are the state machine's
-/// constants, so the same name is usually the same pointer: that is tried
-/// first, and the text only when no pointer matches (this runs several
-/// times per transaction).
-fn position<T>(list: &[(&'static str, T)], cf: &str) -> Option<usize> {
-    list.iter()
-        .position(|(name, _)| std::ptr::eq(*name, cf))
-        .or_else(|| list.iter().position(|(name, _)| *name == cf))
+/// One map per column family, in a short list (a block touches a handful of
+/// families). Names are the state machine's constants, so the same name is
+/// usually the same pointer: that is tried first, and the text only when no
+/// pointer matches (look-ups run several times per transaction).
+#[derive(Debug)]
+struct PerCf<M> {
+    list: Vec<(&'static str, M)>,
+}
+
+impl<M> Default for PerCf<M> {
+    fn default() -> Self {
+        PerCf { list: Vec::new() }
+    }
+}
+
+impl<M> PerCf<M> {
+    fn position(&self, cf: &str) -> Option<usize> {
+        let list = &self.list;
+        list.iter()
+            .position(|(name, _)| std::ptr::eq(*name, cf))
+            .or_else(|| list.iter().position(|(name, _)| *name == cf))
+    }
+
+    fn get(&self, cf: &str) -> Option<&M> {
+        self.position(cf).map(|i| &self.list[i].1)
+    }
+
+    fn get_or_insert_with(&mut self, cf: &'static str, make: impl FnOnce() -> M) -> &mut M {
+        let at = match self.position(cf) {
+            Some(i) => i,
+            None => {
+                self.list.push((cf, make()));
+                self.list.len() - 1
+            }
+        };
+        &mut self.list[at].1
+    }
 }
 
 /// A decoded value, shared (see [`Overlay::get_decoded`]).
@@ -87,26 +116,20 @@ type DecodedMap = FastMap<Vec<u8>, Option<Shared>>;
 /// A set of writes, per column family: one block's state changes.
 #[derive(Default, Debug)]
 pub struct WriteSet {
-    cfs: Vec<(&'static str, CfMap)>,
+    cfs: PerCf<CfMap>,
     /// Room each column family's map starts with (writes expected per family).
     hint: usize,
 }
 
 impl WriteSet {
     fn cf(&self, cf: &str) -> Option<&CfMap> {
-        position(&self.cfs, cf).map(|i| &self.cfs[i].1)
+        self.cfs.get(cf)
     }
 
     fn cf_mut(&mut self, cf: &'static str) -> &mut CfMap {
-        let at = match position(&self.cfs, cf) {
-            Some(i) => i,
-            None => {
-                let map = CfMap::with_capacity_and_hasher(self.hint, Default::default());
-                self.cfs.push((cf, map));
-                self.cfs.len() - 1
-            }
-        };
-        &mut self.cfs[at].1
+        let hint = self.hint;
+        self.cfs
+            .get_or_insert_with(cf, || CfMap::with_capacity_and_hasher(hint, Default::default()))
     }
 
     /// `Some(value)` when the set writes this key (`Some(None)`: deletes it).
@@ -121,7 +144,7 @@ impl WriteSet {
     /// Every write, column family by column family, each in key order (the
     /// order in which a memtable takes a batch's inserts cheapest).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8], Option<&[u8]>)> + '_ {
-        self.cfs.iter().flat_map(|(cf, m)| {
+        self.cfs.list.iter().flat_map(|(cf, m)| {
             let mut entries: Vec<(&[u8], Option<&[u8]>)> =
                 m.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -147,7 +170,7 @@ pub struct Overlay<'a> {
     /// for its first transaction serves all its others.
     read_cache: RefCell<WriteSet>,
     /// Store values decoded by [`Overlay::get_decoded`], by column family and key.
-    decoded: RefCell<Vec<(&'static str, DecodedMap)>>,
+    decoded: RefCell<PerCf<DecodedMap>>,
 }
 
 impl<'a> Overlay<'a> {
@@ -158,7 +181,7 @@ impl<'a> Overlay<'a> {
             base: Some(store),
             pending,
             block: WriteSet {
-                cfs: Vec::new(),
+                cfs: PerCf::default(),
                 hint: txs,
             },
             tx: Vec::new(),
@@ -201,7 +224,7 @@ impl<'a> Overlay<'a> {
         }
         {
             let decoded = self.decoded.borrow();
-            let hit = position(&decoded, cf).and_then(|i| decoded[i].1.get(key));
+            let hit = decoded.get(cf).and_then(|m| m.get(key));
             match hit {
                 Some(None) => return Ok(None),
                 Some(Some(v)) => {
@@ -216,15 +239,10 @@ impl<'a> Overlay<'a> {
             Some(bytes) => Some(Arc::new(decode(&bytes)?)),
             None => None,
         };
-        let mut decoded = self.decoded.borrow_mut();
-        let at = match position(&decoded, cf) {
-            Some(i) => i,
-            None => {
-                decoded.push((cf, FastMap::default()));
-                decoded.len() - 1
-            }
-        };
-        decoded[at].1.insert(key.to_vec(), value.clone().map(|v| v as Shared));
+        self.decoded
+            .borrow_mut()
+            .get_or_insert_with(cf, DecodedMap::default)
+            .insert(key.to_vec(), value.clone().map(|v| v as Shared));
         Ok(value)
     }
 

@@ -122,8 +122,14 @@ impl EnvelopeRules {
 
     /// Decodes and checks a batch, verifying all signatures in parallel batches.
     pub fn check_batch(&self, raw: Vec<Vec<u8>>, now: Timestamp) -> Vec<Result<CheckedTx>> {
+        self.check_each(raw.into_iter().map(|b| (b, now)).collect())
+    }
+
+    /// [`EnvelopeRules::check_batch`] for transactions received at different
+    /// times: each is held to the clock it came with.
+    pub fn check_each(&self, raw: Vec<(Vec<u8>, Timestamp)>) -> Vec<Result<CheckedTx>> {
         use rayon::prelude::*;
-        let decoded: Vec<Result<CheckedTx>> = raw.into_par_iter().map(|b| self.decode(b, now)).collect();
+        let decoded: Vec<Result<CheckedTx>> = raw.into_par_iter().map(|(b, now)| self.decode(b, now)).collect();
         verify_signatures(decoded)
     }
 }
