@@ -137,13 +137,28 @@ fn measure(b: &ZkBench) -> Result<Output> {
     let prove_young_ms = repeat(&prover, 1000 + items.len() as u64)?;
     let prove_ms = repeat(&prover, 1 << 17)?;
     let prove_one_shot_ms = repeat(&one_shot, (1 << 17) + 2 * proofs as u64 + 2)?;
-    let mut verify = Vec::new();
+    // Single verification with the proof's residue hint (as proofs travel),
+    // and in the same run, interleaved, the same proofs without it (one
+    // final exponentiation each), and what finding a hint costs the prover.
+    let (mut verify, mut verify_full, mut hint) = (Vec::new(), Vec::new(), Vec::new());
     for (s, p) in made.iter().cycle().take(proofs.max(20)) {
+        if !verifier.hint_closes(s, p) {
+            return Err(crate::Error::Io("bench zk: a proof's hint does not close".into()));
+        }
+        let bare = liutong_zk::UseProof(p.0.clone(), None);
         let t = Instant::now();
         verifier.verify(s, p).map_err(zk)?;
         verify.push(ms(t));
+        let t = Instant::now();
+        verifier.verify(s, &bare).map_err(zk)?;
+        verify_full.push(ms(t));
+        let t = Instant::now();
+        verifier
+            .hint(s, &p.0)
+            .ok_or_else(|| crate::Error::Io("bench zk: no hint for a valid proof".into()))?;
+        hint.push(ms(t));
     }
-    let verify_ms = median(&verify);
+    let (verify_ms, verify_without_hint_ms, hint_ms) = (median(&verify), median(&verify_full), median(&hint));
     let mut batches = Vec::new();
     for &n in &b.batches {
         let n = n.max(1);
@@ -227,6 +242,7 @@ fn measure(b: &ZkBench) -> Result<Output> {
         format!("    (prover with fixed-base tables, built once in {tables_ms:.0} ms; without them, mature tree {prove_one_shot_ms:.1} ms)"),
         format!("  prove via arkworks' Groth16::prove: our circuit {plain_prove_ms:.1} ms, naive circuit {naive_prove_ms:.1} ms"),
         format!("  verify (median)    {verify_ms:>8.2} ms naive {naive_verify_ms:>8.2} ms"),
+        format!("    (without the residue hint, one final exponentiation: {verify_without_hint_ms:.2} ms; finding the hint, part of each proof: {hint_ms:.2} ms)"),
         "  batch verification, per proof:".to_string(),
     ];
     for (n, per) in &batches {
@@ -242,6 +258,8 @@ fn measure(b: &ZkBench) -> Result<Output> {
         "prove_without_tables_ms": prove_one_shot_ms,
         "tables_ms": tables_ms,
         "verify_ms": verify_ms,
+        "verify_without_hint_ms": verify_without_hint_ms,
+        "hint_ms": hint_ms,
         "batch_verify_ms_per_proof": batch_verify_ms_per_proof,
         "batch": batches.iter().map(|(n, per)| json!({"proofs": n, "ms_per_proof": per})).collect::<Vec<_>>(),
         "plain_groth16_prove_ms": plain_prove_ms,

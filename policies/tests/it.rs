@@ -274,7 +274,11 @@ async fn run(case: &Case) -> Outcome {
 }
 
 fn case_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/queries");
+    // The crate's directory when the test runs (cargo sets it), not where it
+    // was compiled: a build reused from a clone elsewhere still finds its cases.
+    let root =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let dir = root.join("tests/queries");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/queries")
         .filter_map(|e| e.ok().map(|e| e.path()))

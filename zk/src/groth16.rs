@@ -3,12 +3,13 @@
 //! byte forms of keys and proofs.
 
 use crate::circuit::{Statement, UseCircuit, UseWitness, PUBLIC_INPUTS};
+use crate::residue::{self, Hint, HINT_BYTES};
 use crate::{msm, Bn254, Error, Fr, Result};
-use ark_bn254::{G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_bn254::{Fq12, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::pairing::Pairing;
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::BigInteger;
-use ark_ff::{PrimeField, UniformRand, Zero};
+use ark_ff::{Field, One, PrimeField, UniformRand, Zero};
 use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey};
 use ark_poly::GeneralEvaluationDomain;
@@ -240,14 +241,18 @@ impl Prover {
         let full = full?;
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
         let mut proof = self.assemble(&full, r, s, cache)?;
-        // A cache from disk that went wrong costs a second, uncached proof,
-        // never a bad one; a proof that still does not verify comes from a
-        // proving key whose points are on the curve but not the key's (its
-        // file was altered), and is refused.
-        if self.verifier.verify(statement, &proof).is_err() {
+        // The proof's residue hint (see [`residue`]) exists only for a proof
+        // that verifies, so finding it is also the proof's check. A cache
+        // from disk that went wrong costs a second, uncached proof, never a
+        // bad one; a proof that still does not verify comes from a proving
+        // key whose points are on the curve but not the key's (its file was
+        // altered), and is refused.
+        proof.1 = self.verifier.hint(statement, &proof.0);
+        if proof.1.is_none() {
             *cache = ProverCache::default();
             proof = self.assemble(&full, r, s, cache)?;
-            if self.verifier.verify(statement, &proof).is_err() {
+            proof.1 = self.verifier.hint(statement, &proof.0);
+            if proof.1.is_none() {
                 *cache = ProverCache::default();
                 return Err(Error::MalformedKey(
                     "the proving key makes proofs its own verifying key refuses (the key file was altered)".into(),
@@ -282,11 +287,14 @@ impl Prover {
         let g1_b = pk.delta_g1 * s + pk.b_g1_query[0] + pk.beta_g1 + b1;
         let g2_b = pk.vk.delta_g2 * s + pk.b_g2_query[0] + pk.vk.beta_g2 + b2;
         let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l + h_acc;
-        Ok(UseProof(ark_groth16::Proof {
-            a: g_a.into_affine(),
-            b: g2_b.into_affine(),
-            c: g_c.into_affine(),
-        }))
+        Ok(UseProof(
+            ark_groth16::Proof {
+                a: g_a.into_affine(),
+                b: g2_b.into_affine(),
+                c: g_c.into_affine(),
+            },
+            None,
+        ))
     }
 
     /// The assignment's sums in the A, B (G1 and G2) and L queries, segment
@@ -386,35 +394,51 @@ impl Tables {
     }
 }
 
-/// A Groth16 proof.
+/// A Groth16 proof, and the residue hint that spares its verifiers the
+/// final exponentiation (see [`residue`]). The hint never changes a
+/// verdict: a proof without one, or with one that does not close, is
+/// checked in full.
 #[derive(Clone, Debug, PartialEq)]
-pub struct UseProof(pub ark_groth16::Proof<Bn254>);
+pub struct UseProof(pub ark_groth16::Proof<Bn254>, pub Option<Hint>);
 
 impl UseProof {
-    /// Compressed: 32 bytes A, 64 bytes B, 32 bytes C (arkworks' encoding).
+    /// Compressed: 32 bytes A, 64 bytes B, 32 bytes C (arkworks' encoding),
+    /// then the hint's [`HINT_BYTES`] when there is one.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(PROOF_BYTES);
+        let mut out = Vec::with_capacity(PROOF_BYTES + HINT_BYTES);
         self.0
             .serialize_compressed(&mut out)
             .expect("serializing into a Vec cannot fail");
+        if let Some(h) = &self.1 {
+            out.extend(h.to_bytes());
+        }
         out
     }
 
     /// Decodes, refusing anything but the exact encoding of points on the
-    /// curve and in the prime-order subgroups.
+    /// curve and in the prime-order subgroups, and of a hint (an index
+    /// below 3 and a non-zero element of canonical field elements).
     pub fn from_bytes(bytes: &[u8]) -> Result<UseProof> {
-        if bytes.len() != PROOF_BYTES {
+        if bytes.len() != PROOF_BYTES && bytes.len() != PROOF_BYTES + HINT_BYTES {
             return Err(Error::MalformedProof(format!(
-                "a proof is {PROOF_BYTES} bytes, this one {}",
+                "a proof is {PROOF_BYTES} bytes, or {} with its hint; this one {}",
+                PROOF_BYTES + HINT_BYTES,
                 bytes.len()
             )));
         }
-        let proof = ark_groth16::Proof::<Bn254>::deserialize_compressed(bytes)
+        let (head, tail) = bytes.split_at(PROOF_BYTES);
+        let proof = ark_groth16::Proof::<Bn254>::deserialize_compressed(head)
             .map_err(|e| Error::MalformedProof(e.to_string()))?;
         if proof.a.is_zero() || proof.b.is_zero() || proof.c.is_zero() {
             return Err(Error::MalformedProof("a proof point is the identity".into()));
         }
-        Ok(UseProof(proof))
+        let hint = match tail {
+            [] => None,
+            t => {
+                Some(Hint::from_bytes(t).ok_or_else(|| Error::MalformedProof("the residue hint is malformed".into()))?)
+            }
+        };
+        Ok(UseProof(proof, hint))
     }
 }
 
@@ -480,6 +504,9 @@ pub struct Verifier {
     inputs: Vec<msm::WindowTable<ark_bn254::g1::Config>>,
     /// β's line coefficients, for batch verification.
     beta: <Bn254 as Pairing>::G2Prepared,
+    /// The inverse of the Miller loop of (α, β): what closes the product of
+    /// a proof's loops to one, for the residue hint.
+    alpha_beta_inv: Option<Fq12>,
 }
 
 impl Verifier {
@@ -491,6 +518,7 @@ impl Verifier {
                 .map(|p| msm::WindowTable::new(p, 6))
                 .collect(),
             beta: vk.beta_g2.into(),
+            alpha_beta_inv: Bn254::multi_miller_loop([vk.alpha_g1], [vk.beta_g2]).0.inverse(),
         }
     }
 
@@ -507,29 +535,72 @@ impl Verifier {
         acc
     }
 
-    /// `e(A, B)·e(IC, -γ)·e(C, -δ) = e(α, β)`, the Miller loops split over
-    /// two threads (the inputs' point is prepared beside the loop of the
-    /// other two pairs), then one final exponentiation.
+    /// `e(A, B)·e(IC, -γ)·e(C, -δ) = e(α, β)`: with the proof's hint when it
+    /// has one and it closes, else in full.
     pub fn verify(&self, statement: &Statement, proof: &UseProof) -> Result<()> {
+        if self.hint_closes(statement, proof) {
+            return Ok(());
+        }
+        self.verify_full(statement, &proof.0)
+    }
+
+    /// Whether the proof carries a hint that closes its relation (which
+    /// proves it valid without the final exponentiation).
+    pub fn hint_closes(&self, statement: &Statement, proof: &UseProof) -> bool {
+        let (Some(hint), Some(ab_inv)) = (&proof.1, &self.alpha_beta_inv) else {
+            return false;
+        };
+        let (folded, c_inv) = self.loops(statement, &proof.0, Some(&hint.c));
+        c_inv.is_some_and(|c_inv| residue::closes(folded * ab_inv, hint, &c_inv))
+    }
+
+    /// The product of the statement's three Miller loops, with `c^(−(6x+2))`
+    /// folded in when `c` is given (then also `c⁻¹`), the loops split over
+    /// two threads: the calling thread prepares B and runs the loop of
+    /// (A, B) and (C, −δ), one pool worker prepares the inputs' point and
+    /// runs its loop. (`rayon::join` from a thread outside the pool would
+    /// hand both halves to the pool and wake two workers in turn, which
+    /// costs more than it saves here.)
+    fn loops(&self, statement: &Statement, p: &ark_groth16::Proof<Bn254>, c: Option<&Fq12>) -> (Fq12, Option<Fq12>) {
         let pvk = &self.pvk;
-        let p = &proof.0;
-        let (ab_c, ic) = rayon::join(
-            || {
-                Bn254::multi_miller_loop(
-                    [p.a, p.c],
-                    [<Bn254 as Pairing>::G2Prepared::from(p.b), pvk.delta_g2_neg_pc.clone()],
-                )
-            },
-            || {
-                let prepared = self.prepare_inputs(&statement.inputs()).into_affine();
-                Bn254::multi_miller_loop([prepared], [pvk.gamma_g2_neg_pc.clone()])
-            },
-        );
-        let ml = ark_ec::pairing::MillerLoopOutput(ab_c.0 * ic.0);
-        match Bn254::final_exponentiation(ml) {
-            Some(v) if v.0 == pvk.alpha_g1_beta_g2 => Ok(()),
+        let inputs = statement.inputs();
+        let mut ic = None;
+        let ab_c = rayon::in_place_scope(|s| {
+            s.spawn(|_| {
+                let prepared = self.prepare_inputs(&inputs).into_affine();
+                let pair = [(prepared, &pvk.gamma_g2_neg_pc)];
+                ic = Some(match c.map(|c| (c, c.inverse())) {
+                    Some((c, Some(c_inv))) => (residue::ate_loop(&pair, Some((&c_inv, c))), Some(c_inv)),
+                    Some((_, None)) => (Fq12::one(), None),
+                    None => (residue::ate_loop(&pair, None), None),
+                });
+            });
+            Bn254::multi_miller_loop(
+                [p.a, p.c],
+                [<Bn254 as Pairing>::G2Prepared::from(p.b), pvk.delta_g2_neg_pc.clone()],
+            )
+            .0
+        });
+        match ic {
+            Some((ic, c_inv)) => (ab_c * ic, c_inv),
+            None => (Fq12::zero(), None),
+        }
+    }
+
+    /// The check with one final exponentiation.
+    fn verify_full(&self, statement: &Statement, p: &ark_groth16::Proof<Bn254>) -> Result<()> {
+        let (ml, _) = self.loops(statement, p, None);
+        match Bn254::final_exponentiation(ark_ec::pairing::MillerLoopOutput(ml)) {
+            Some(v) if v.0 == self.pvk.alpha_g1_beta_g2 => Ok(()),
             _ => Err(Error::InvalidProof),
         }
+    }
+
+    /// The residue hint of a proof that verifies; `None` for one that
+    /// does not.
+    pub fn hint(&self, statement: &Statement, p: &ark_groth16::Proof<Bn254>) -> Option<Hint> {
+        let (ml, _) = self.loops(statement, p, None);
+        residue::find(&(ml * self.alpha_beta_inv?))
     }
 
     /// Verifies many proofs at once by a random linear combination: with
@@ -543,8 +614,11 @@ impl Verifier {
         items: &[(Statement, UseProof)],
         rng: &mut R,
     ) -> Result<(), (usize, Error)> {
-        if items.is_empty() {
-            return Ok(());
+        match items {
+            [] => return Ok(()),
+            // One proof: its hint is cheaper than a combination's loops.
+            [(s, p)] => return self.verify(s, p).map_err(|e| (0, e)),
+            _ => {}
         }
         let rs: Vec<Fr> = items
             .iter()

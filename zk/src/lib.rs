@@ -18,6 +18,7 @@ pub mod groth16;
 pub mod msm;
 pub mod naive;
 pub mod poseidon;
+pub mod residue;
 pub mod snarkjs;
 pub mod tree;
 

@@ -6,7 +6,7 @@ use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem};
 use liutong_zk::circuit::{self, GrantFields, Statement, UseCircuit, UseWitness};
 use liutong_zk::groth16::{self, Prover, UseProof, Verifier};
 use liutong_zk::tree::MemoryTree;
-use liutong_zk::{field, Fr};
+use liutong_zk::{field, residue, Fr};
 use std::sync::OnceLock;
 
 fn prover() -> &'static Prover {
@@ -119,11 +119,14 @@ fn tampered_public_inputs_and_forged_proofs_are_refused() {
     let other_proof = p.prove(&statement(&other), &other, &mut rng).expect("prove");
     assert!(v.verify(&s, &other_proof).is_err(), "another use's proof");
     // A forged proof: random curve points.
-    let forged = UseProof(ark_groth16::Proof {
-        a: ark_bn254::G1Affine::rand(&mut rng),
-        b: ark_bn254::G2Affine::rand(&mut rng),
-        c: ark_bn254::G1Affine::rand(&mut rng),
-    });
+    let forged = UseProof(
+        ark_groth16::Proof {
+            a: ark_bn254::G1Affine::rand(&mut rng),
+            b: ark_bn254::G2Affine::rand(&mut rng),
+            c: ark_bn254::G1Affine::rand(&mut rng),
+        },
+        None,
+    );
     assert_eq!(v.verify(&s, &forged), Err(liutong_zk::Error::InvalidProof));
     // A wrong verifying key.
     let other_keys = groth16::setup(&mut rng).expect("setup");
@@ -136,26 +139,72 @@ fn malformed_proof_bytes_are_refused() {
     let w = witness(0);
     let s = statement(&w);
     let bytes = p.prove(&s, &w, &mut rand::rngs::OsRng).expect("prove").to_bytes();
-    assert_eq!(bytes.len(), groth16::PROOF_BYTES);
+    let full = groth16::PROOF_BYTES + residue::HINT_BYTES;
+    assert_eq!(bytes.len(), full);
+    let with_hint = |s: u8, c: &[u8]| [&bytes[..128], &[s], c].concat();
     for bad in [
         vec![],
         bytes[..127].to_vec(),
+        bytes[..129].to_vec(),
+        bytes[..full - 1].to_vec(),
         [bytes.clone(), vec![0]].concat(),
         vec![0xff; 128],
         vec![0; 128],
+        with_hint(3, &bytes[129..]),
+        with_hint(0, &[0u8; 384]),
+        with_hint(0, &[0xffu8; 384]),
     ] {
         let e = UseProof::from_bytes(&bad).expect_err("malformed");
         assert_eq!(e.code(), "zk.malformed_proof");
     }
-    // Any single flipped byte is refused when decoding or when verifying.
+    // Any single flipped byte of the proof is refused when decoding or when
+    // verifying; one of the hint is refused when decoding or changes
+    // nothing (the proof is then checked in full, and it is valid).
     let v = Verifier::new(p.verifying_key());
-    for i in (0..128).step_by(9) {
+    for i in (0..full).step_by(9) {
         let mut b = bytes.clone();
         b[i] ^= 0x01;
         if let Ok(proof) = UseProof::from_bytes(&b) {
-            assert!(v.verify(&s, &proof).is_err(), "byte {i}");
+            match i < groth16::PROOF_BYTES {
+                true => assert!(v.verify(&s, &proof).is_err(), "byte {i}"),
+                false => {
+                    assert!(!v.hint_closes(&s, &proof), "byte {i}");
+                    v.verify(&s, &proof).expect("a bad hint does not change the verdict");
+                }
+            }
         }
     }
+}
+
+#[test]
+fn the_residue_hint_closes_only_its_own_proof() {
+    let p = prover();
+    let v = Verifier::new(p.verifying_key());
+    let mut rng = rand::rngs::OsRng;
+    let (w0, w1) = (witness(0), witness(1));
+    let (s0, s1) = (statement(&w0), statement(&w1));
+    let p0 = p.prove(&s0, &w0, &mut rng).expect("prove");
+    let p1 = p.prove(&s1, &w1, &mut rng).expect("prove");
+    assert!(v.hint_closes(&s0, &p0) && v.hint_closes(&s1, &p1));
+    // Without a hint, or with another proof's, a valid proof still verifies
+    // (in full), and the hint does not close.
+    let bare = UseProof(p0.0.clone(), None);
+    v.verify(&s0, &bare).expect("verifies without a hint");
+    assert_eq!(UseProof::from_bytes(&bare.to_bytes()).expect("decodes"), bare);
+    let swapped = UseProof(p0.0.clone(), p1.1.clone());
+    assert!(!v.hint_closes(&s0, &swapped));
+    v.verify(&s0, &swapped).expect("verifies in full");
+    // A hint never makes an invalid proof pass: its own hint against a
+    // tampered statement, or against another statement.
+    let mut t = s0.clone();
+    t.nullifier += Fr::one();
+    assert!(!v.hint_closes(&t, &p0));
+    assert_eq!(v.verify(&t, &p0), Err(liutong_zk::Error::InvalidProof));
+    assert_eq!(v.verify(&s1, &p0), Err(liutong_zk::Error::InvalidProof));
+    // A verifier of another key finds no hint for this proof.
+    let other = Verifier::new(&groth16::setup(&mut rng).expect("setup").vk);
+    assert!(other.hint(&s0, &p0.0).is_none());
+    assert!(!other.hint_closes(&s0, &p0));
 }
 
 #[test]
