@@ -172,7 +172,8 @@ pub struct PrivateEntry {
     pub nullifier: crate::private::FieldHex,
     #[schema(value_type = String)]
     pub escrow_tag: crate::private::FieldHex,
-    /// The Groth16 proof (compressed), hex.
+    /// The Groth16 proof (compressed, 128 bytes) and its residue hint (385
+    /// bytes, absent from proofs made without one), hex.
     pub proof: String,
     /// The one-time key that signed the request (and the receipt).
     #[schema(value_type = String)]

@@ -551,6 +551,14 @@ fn process_cpu_secs() -> Option<f64> {
 /// notarization: the best of three runs, so a momentarily busy machine does
 /// not flatter the ratio.
 fn raw_verify_rate(n: usize) -> f64 {
+    raw_verify_rates(n, false).0
+}
+
+/// [`raw_verify_rate`] (liutong's ZIP-215 batch check, which merges the
+/// signatures of one key, over 64 keys), and in the same run over the same
+/// signatures the reference, ed25519-dalek's `verify_batch` in
+/// batches of 1,024 on all cores (when `dalek`): each the best of three.
+fn raw_verify_rates(n: usize, dalek: bool) -> (f64, f64) {
     let keys: Vec<SigningKey> = (0..64).map(|_| SigningKey::generate()).collect();
     let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("{i:0>180}").into_bytes()).collect();
     let sigs: Vec<_> = msgs.par_iter().enumerate().map(|(i, m)| keys[i % 64].sign(m)).collect();
@@ -563,16 +571,35 @@ fn raw_verify_rate(n: usize) -> f64 {
             message: m,
         })
         .collect();
+    let dalek_64: Vec<ed25519_dalek::VerifyingKey> = keys
+        .iter()
+        .map(|k| ed25519_dalek::VerifyingKey::from_bytes(k.public_key().as_bytes()).expect("a key we just made"))
+        .collect();
+    let dalek_keys: Vec<ed25519_dalek::VerifyingKey> = (0..n).map(|i| dalek_64[i % 64]).collect();
+    let dalek_sigs: Vec<ed25519_dalek::Signature> = sigs
+        .iter()
+        .map(|s| ed25519_dalek::Signature::from_bytes(s.as_bytes()))
+        .collect();
+    let messages: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
     let _ = liutong_core::verify_batch(&items[..n.min(2000)]); // warm-up
-    (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            let ok = liutong_core::verify_batch(&items);
-            let secs = t.elapsed().as_secs_f64();
-            assert!(ok.iter().all(|v| *v), "freshly made signatures verify");
-            n as f64 / secs
-        })
-        .fold(0.0, f64::max)
+    let (mut ours, mut theirs) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let ok = liutong_core::verify_batch(&items);
+        ours = ours.max(n as f64 / t.elapsed().as_secs_f64());
+        assert!(ok.iter().all(|v| *v), "freshly made signatures verify");
+        if !dalek {
+            continue;
+        }
+        let t = Instant::now();
+        let ok = (0..n).into_par_iter().step_by(1024).all(|lo| {
+            let hi = (lo + 1024).min(n);
+            ed25519_dalek::verify_batch(&messages[lo..hi], &dalek_sigs[lo..hi], &dalek_keys[lo..hi]).is_ok()
+        });
+        theirs = theirs.max(n as f64 / t.elapsed().as_secs_f64());
+        assert!(ok, "freshly made signatures verify under ed25519-dalek");
+    }
+    (ours, theirs)
 }
 
 /// The same check over the benchmark's own transactions (1,000 signers, so
@@ -742,7 +769,7 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
         rayon::current_num_threads()
     );
     let raw_n = b.txs.clamp(10_000, 100_000);
-    let raw_before = tokio::task::spawn_blocking(move || raw_verify_rate(raw_n))
+    let (raw_before, dalek_before) = tokio::task::spawn_blocking(move || raw_verify_rates(raw_n, true))
         .await
         .map_err(|e| err(e.to_string()))?;
 
@@ -790,10 +817,11 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
     }
     let batch_secs = t.elapsed().as_secs_f64();
     let batch_cpu = cpu_start.zip(process_cpu_secs()).map(|(a, b)| b - a);
-    let raw_after = tokio::task::spawn_blocking(move || raw_verify_rate(raw_n))
+    let (raw_after, dalek_after) = tokio::task::spawn_blocking(move || raw_verify_rates(raw_n, true))
         .await
         .map_err(|e| err(e.to_string()))?;
     let raw_verify_per_s = raw_before.max(raw_after);
+    let dalek_verify_per_s = dalek_before.max(dalek_after);
     let blocks = node.ledger.height() - start_height;
     lat.sort_by(f64::total_cmp);
     let batch_tps = committed as f64 / batch_secs;
@@ -916,6 +944,8 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
         "cpu_busy": batch_cpu.map(|c| round2(c / (batch_secs * cores as f64))),
         "cpu_us_per_tx": batch_cpu.map(|c| round2(c * 1e6 / committed.max(1) as f64)),
         "ratio": round2(batch_tps / raw_verify_per_s),
+        "dalek_verify_per_s": dalek_verify_per_s.round(),
+        "dalek_ratio": round2(batch_tps / dalek_verify_per_s),
         "workload_verify_per_s": workload_verify_per_s.round(),
         "workload_ratio": round2(batch_tps / workload_verify_per_s),
         "p50_ms": round2(p50),

@@ -702,7 +702,8 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
              the tree covers this dataset and action, has not expired and has uses left. The access-log entry:\n\
              grant: {}  consumer: {}\n\
              nullifier {}\n\
-             proof {}... (verified by the provider's node and again by the ledger)\n\
+             proof {}... ({} bytes: the 128-byte Groth16 proof and its residue hint, which lets the provider's node\n\
+             and the ledger each verify it without the pairing's final exponentiation)\n\
              A second private fetch is refused, since the grant's one use is spent: {}\n\
              The auditor opens the entry (the opening was sealed to its key with HPKE and matches the escrow tag):\n\
              $ liutong audit open {entry_id}\n{}\n\
@@ -712,6 +713,7 @@ pub async fn run(keep: bool, json: bool) -> Result<Output> {
             if entry["consumer"].is_null() { "not named" } else { "NAMED" },
             entry["private"]["nullifier"].as_str().unwrap_or_default(),
             entry["private"]["proof"].as_str().unwrap_or_default().get(..32).unwrap_or_default(),
+            entry["private"]["proof"].as_str().unwrap_or_default().len() / 2,
             refusal_text(again),
             opened.text,
             exported.text
