@@ -73,8 +73,8 @@ struct Consts {
     /// `N(w)^((q−1)/3)`, a primitive cube root of unity in F_q: an element
     /// `f` times `w^s` is a cube exactly when `N(f)^((q−1)/3)·ζ^s = 1`.
     zeta: Fq,
-    /// `(q−1)/3`.
-    third: BigUint,
+    /// `(q−1)/3`, as little-endian limbs.
+    third: Vec<u64>,
     /// The base-q digits of the exponent that takes `F·w^s` to a first
     /// candidate for `c`: (r⁻¹·m'⁻¹ mod h)·(t+1)/3 mod (q¹²−1), where
     /// λ = 3·r·m', h = (q¹²−1)/r and q¹²−1 = 27·t.
@@ -93,11 +93,16 @@ fn q() -> BigUint {
     to_big(&Fq::MODULUS)
 }
 
-/// Little-endian 64-bit limbs of `x < q`.
-fn limbs(x: &BigUint) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    for (o, d) in out.iter_mut().zip(x.to_u64_digits()) {
-        *o = d;
+/// The base-q digits of `v < q¹²`, each as little-endian 64-bit limbs.
+fn base_q_digits(v: &BigUint) -> [[u64; 4]; 12] {
+    let q = q();
+    let mut v = v.clone();
+    let mut out = [[0u64; 4]; 12];
+    for d in out.iter_mut() {
+        for (o, limb) in d.iter_mut().zip((&v % &q).to_u64_digits()) {
+            *o = limb;
+        }
+        v /= &q;
     }
     out
 }
@@ -223,37 +228,29 @@ fn derive() -> Option<Consts> {
     let e1 = r.modinv(&h)? * m_dash.modinv(&h)?;
     let e0 = (&t + &one) / 3u8;
     let e = (e1 * &e0) % &order;
-    let digits_of = |mut v: BigUint| -> [[u64; 4]; 12] {
-        let mut out = [[0u64; 4]; 12];
-        for d in out.iter_mut() {
-            *d = limbs(&(&v % &q));
-            v /= &q;
-        }
-        out
-    };
-    let third = (&q - &one) / 3u8;
+    let third = ((&q - &one) / 3u8).to_u64_digits();
     // w: the 27-part of the first non-cube among 2 + v·k (k = 1, 2, …).
     let (mut w, mut zeta) = (Fq12::one(), Fq::one());
     for k in 1u64..64 {
         let z = Fq12::new(Fq6::new(Fq2::from(2u64), Fq2::from(k), Fq2::zero()), Fq6::zero());
-        let chi = norm(&z)?.pow(third.to_u64_digits());
+        let chi = norm(&z)?.pow(&third);
         if chi != Fq::one() {
-            w = pow_digits(&z, &digits_of(t.clone()));
-            zeta = norm(&w)?.pow(third.to_u64_digits());
+            w = pow_digits(&z, &base_q_digits(&t));
+            zeta = norm(&w)?.pow(&third);
             break;
         }
     }
     if w.pow([9u64]) == Fq12::one() || w.pow([27u64]) != Fq12::one() || zeta == Fq::one() {
         return None;
     }
-    let we = pow_digits(&w, &digits_of(e0));
+    let we = pow_digits(&w, &base_q_digits(&e0));
     let we_inv = we.inverse()?;
     let step = close(ate_loop(&[], Some((&we_inv, &we))), &we, &we_inv);
     Some(Consts {
         w_pow: [Fq12::one(), w, w * w],
         zeta,
         third,
-        exponent: digits_of(e),
+        exponent: base_q_digits(&e),
         we,
         step,
     })
@@ -264,7 +261,7 @@ fn derive() -> Option<Consts> {
 pub(crate) fn find(f: &Fq12) -> Option<Hint> {
     let k = consts()?;
     // Which w^s makes f·w^s a cube.
-    let chi = norm(f)?.pow(k.third.to_u64_digits());
+    let chi = norm(f)?.pow(&k.third);
     let s = (0..3u8).find(|&s| chi * k.zeta.pow([u64::from(s)]) == Fq::one())?;
     let g = *f * k.w_pow[usize::from(s)];
     let c = pow_digits(&g, &k.exponent);
@@ -325,12 +322,7 @@ mod tests {
         let folded = close(ate_loop(&[], Some((&c_inv, &c))), &c, &c_inv);
         assert_eq!(folded * c.pow(lambda().to_u64_digits()), Fq12::one());
         let e: BigUint = (BigUint::one() << 700u32) + 12345u32;
-        let mut digits = [[0u64; 4]; 12];
-        let mut v = e.clone();
-        for d in digits.iter_mut() {
-            *d = limbs(&(&v % q()));
-            v /= q();
-        }
+        let digits = base_q_digits(&e);
         assert_eq!(pow_digits(&c, &digits), c.pow(e.to_u64_digits()));
     }
 
