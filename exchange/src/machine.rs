@@ -275,8 +275,9 @@ fn bind_key(state: &mut Overlay<'_>, key: &PublicKey, party: &CreditCode, curren
 }
 
 /// The party behind a signing key, refused unless it is active and the key current.
-/// Like [`read`], but decoded once per block and shared: for records that
-/// many transactions of a block read (signers' key bindings and parties).
+/// Like [`read`], but decoded once and shared until a block writes it (the
+/// ledger's decoded cache): for records that many transactions read
+/// (signers' key bindings and parties).
 fn read_shared<T: BorshDeserialize + Send + Sync + 'static>(
     state: &Overlay<'_>,
     cf: &'static str,

@@ -3,7 +3,7 @@
 
 use crate::block::{Block, BlockHeader, LedgerGenesis, SignedHeader};
 use crate::merkle::{self, Frontier};
-use crate::state::{Applied, Overlay, RecordJson, StateMachine, WriteSet};
+use crate::state::{Applied, DecodedCache, Overlay, RecordJson, StateMachine, WriteSet};
 use crate::store::*;
 use crate::tx::{verify_signatures, CheckedTx, EnvelopeRules, SignedTx, TxId};
 use crate::{Error, Result};
@@ -132,6 +132,8 @@ pub struct Ledger {
     machine: Arc<dyn StateMachine>,
     writer: Mutex<Writer>,
     heights: tokio::sync::watch::Sender<u64>,
+    /// Store values the state machine decoded, kept across blocks.
+    decoded: DecodedCache,
 }
 
 impl Ledger {
@@ -203,6 +205,7 @@ impl Ledger {
             machine,
             writer: Mutex::new(Writer { frontier, head }),
             heights,
+            decoded: DecodedCache::default(),
         })
     }
 
@@ -283,7 +286,7 @@ impl Ledger {
         let timestamp = now.max(prev.map_or(0, |h| h.timestamp));
         let parent = prev.map_or(self.genesis.genesis_digest, BlockHeader::hash);
         let first = frontier.size();
-        let mut overlay = Overlay::over(&self.store, pending, txs.len());
+        let mut overlay = Overlay::over(&self.store, pending, txs.len()).sharing(&self.decoded);
         let mut answers: Vec<Result<(TxId, Applied, u64)>> = Vec::with_capacity(txs.len());
         let mut accepted: Vec<&CheckedTx> = Vec::new();
         for c in &txs {
@@ -464,7 +467,7 @@ impl Ledger {
             .enumerate()
             .map(|(i, r)| r.map_err(|e| Error::BadBlock(format!("block {} transaction {i}: {e}", h.height))))
             .collect::<Result<_>>()?;
-        let mut overlay = Overlay::over(&self.store, None, checked.len());
+        let mut overlay = Overlay::over(&self.store, None, checked.len()).sharing(&self.decoded);
         let mut frontier = w.frontier.clone();
         let mut log = Vec::with_capacity(checked.len() * 2);
         for (i, c) in checked.iter().enumerate() {
@@ -523,8 +526,11 @@ impl Ledger {
             .iter()
             .zip(log)
             .map(|(k, (_, _, hash))| (CF_LOG, k.as_slice(), Some(hash.as_bytes().as_slice())));
-        self.store
-            .write(tip.state.iter().chain(log_writes).chain(ledger_writes))?;
+        let written = self
+            .store
+            .write(tip.state.iter().chain(log_writes).chain(ledger_writes));
+        self.decoded.invalidate(&tip.state);
+        written?;
         let height = h.height;
         w.frontier = tip.frontier;
         w.head = Some(tip.header);

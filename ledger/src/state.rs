@@ -113,6 +113,98 @@ type Shared = Arc<dyn std::any::Any + Send + Sync>;
 /// Decoded values of one column family: key → value (`None`: absent).
 type DecodedMap = FastMap<Vec<u8>, Option<Shared>>;
 
+/// Store values decoded by [`Overlay::get_decoded`], kept across blocks: a
+/// ledger's one cache serves every block it builds or imports, so a signer's
+/// party record is decoded once, not once per block. It holds durable store
+/// values only (what a block or the pending block wrote is read from those
+/// first), and every commit drops the keys it wrote. A value read from the
+/// store is kept only if no commit landed between the read and the keeping
+/// (the epoch), so a read racing a commit cannot leave a stale entry.
+#[derive(Default)]
+pub struct DecodedCache {
+    inner: std::sync::Mutex<DecodedInner>,
+}
+
+#[derive(Default)]
+struct DecodedInner {
+    /// Commits seen; bumped by each [`DecodedCache::invalidate`].
+    epoch: u64,
+    maps: PerCf<DecodedMap>,
+    entries: usize,
+}
+
+/// Entries kept before the cache starts over (it is meant for the few
+/// records every block reads, such as the signers' parties).
+const DECODED_CACHE_MAX: usize = 1 << 16;
+
+impl DecodedCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DecodedInner> {
+        // Every update leaves the maps consistent, so a panicking holder
+        // cannot leave them half-changed.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Option<Option<Shared>> {
+        self.lock().maps.get(cf)?.get(key).cloned()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Keeps a value read from the store when the store read began at `epoch`.
+    fn keep(&self, epoch: u64, cf: &'static str, key: &[u8], value: Option<Shared>) {
+        let mut inner = self.lock();
+        if inner.epoch != epoch {
+            return;
+        }
+        if inner.entries >= DECODED_CACHE_MAX {
+            inner.maps = PerCf::default();
+            inner.entries = 0;
+        }
+        if inner
+            .maps
+            .get_or_insert_with(cf, DecodedMap::default)
+            .insert(key.to_vec(), value)
+            .is_none()
+        {
+            inner.entries += 1;
+        }
+    }
+
+    /// Drops every key `writes` changes; called for each block written to
+    /// the store (after the write, whether or not it succeeded).
+    pub(crate) fn invalidate(&self, writes: &WriteSet) {
+        let mut guard = self.lock();
+        let DecodedInner { epoch, maps, entries } = &mut *guard;
+        *epoch += 1;
+        for (cf, map) in maps.list.iter_mut() {
+            if let Some(written) = writes.cf(cf) {
+                for key in written.keys() {
+                    if map.remove(key).is_some() {
+                        *entries -= 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The overlay's decoded values: its own, or a ledger's shared cache.
+enum Decoded<'a> {
+    Own(DecodedCache),
+    Shared(&'a DecodedCache),
+}
+
+impl Decoded<'_> {
+    fn cache(&self) -> &DecodedCache {
+        match self {
+            Decoded::Own(c) => c,
+            Decoded::Shared(c) => c,
+        }
+    }
+}
+
 /// A set of writes, per column family: one block's state changes.
 #[derive(Default, Debug)]
 pub struct WriteSet {
@@ -170,7 +262,7 @@ pub struct Overlay<'a> {
     /// for its first transaction serves all its others.
     read_cache: RefCell<WriteSet>,
     /// Store values decoded by [`Overlay::get_decoded`], by column family and key.
-    decoded: RefCell<PerCf<DecodedMap>>,
+    decoded: Decoded<'a>,
 }
 
 impl<'a> Overlay<'a> {
@@ -186,8 +278,15 @@ impl<'a> Overlay<'a> {
             },
             tx: Vec::new(),
             read_cache: RefCell::default(),
-            decoded: RefCell::default(),
+            decoded: Decoded::Own(DecodedCache::default()),
         }
+    }
+
+    /// Decodes through `cache`, shared with other overlays over the same
+    /// store, instead of a cache of its own.
+    pub(crate) fn sharing(mut self, cache: &'a DecodedCache) -> Self {
+        self.decoded = Decoded::Shared(cache);
+        self
     }
 
     pub(crate) fn empty() -> Overlay<'static> {
@@ -197,7 +296,7 @@ impl<'a> Overlay<'a> {
             block: WriteSet::default(),
             tx: Vec::new(),
             read_cache: RefCell::default(),
-            decoded: RefCell::default(),
+            decoded: Decoded::Own(DecodedCache::default()),
         }
     }
 
@@ -210,8 +309,9 @@ impl<'a> Overlay<'a> {
 
     /// The value of `key` decoded by `decode`, shared: a value the store
     /// holds (not one this block or the pending one wrote) is decoded once
-    /// per block and handed out again, so a record many transactions read,
-    /// such as a signer's party, costs one decoding.
+    /// per block, or once until a commit changes it where the overlay uses a
+    /// ledger's [`DecodedCache`], and handed out again, so a record many
+    /// transactions read, such as a signer's party, costs one decoding.
     pub fn get_decoded<T: Send + Sync + 'static, E>(
         &self,
         cf: &'static str,
@@ -222,27 +322,22 @@ impl<'a> Overlay<'a> {
         if let Some(v) = self.written(cf, key) {
             return v.as_deref().map(|b| decode(b).map(Arc::new)).transpose();
         }
-        {
-            let decoded = self.decoded.borrow();
-            let hit = decoded.get(cf).and_then(|m| m.get(key));
-            match hit {
-                Some(None) => return Ok(None),
-                Some(Some(v)) => {
-                    if let Ok(t) = v.clone().downcast::<T>() {
-                        return Ok(Some(t));
-                    }
+        let cache = self.decoded.cache();
+        match cache.get(cf, key) {
+            Some(None) => return Ok(None),
+            Some(Some(v)) => {
+                if let Ok(t) = v.downcast::<T>() {
+                    return Ok(Some(t));
                 }
-                None => {}
             }
+            None => {}
         }
+        let epoch = cache.epoch();
         let value = match self.stored(cf, key).map_err(store_error)? {
             Some(bytes) => Some(Arc::new(decode(&bytes)?)),
             None => None,
         };
-        self.decoded
-            .borrow_mut()
-            .get_or_insert_with(cf, DecodedMap::default)
-            .insert(key.to_vec(), value.clone().map(|v| v as Shared));
+        cache.keep(epoch, cf, key, value.clone().map(|v| v as Shared));
         Ok(value)
     }
 
@@ -430,5 +525,46 @@ mod tests {
             o.get_decoded(CF, b"bad", decode, |e| e.to_string()).is_err(),
             "decode errors surface"
         );
+    }
+
+    /// A ledger's shared cache serves a later block the value an earlier one
+    /// decoded, until a commit writes that key; a value read from the store
+    /// before a commit landed is not kept after it.
+    #[test]
+    fn the_shared_cache_lasts_until_a_commit_writes_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &[CF]).expect("store");
+        store
+            .load_unchecked(&[(CF, b"a".to_vec(), b"v1".to_vec()), (CF, b"b".to_vec(), b"b1".to_vec())])
+            .expect("load");
+        let cache = DecodedCache::default();
+        let get = |key: &[u8]| {
+            let o = Overlay::over(&store, None, 1).sharing(&cache);
+            o.get_decoded(CF, key, decode, |e| e.to_string())
+                .expect("decodes")
+                .expect("present")
+        };
+        let first = get(b"a");
+        assert!(Arc::ptr_eq(&first, &get(b"a")), "a later block reuses the decoding");
+        let b = get(b"b");
+
+        // A block writes a: the store changes, and the commit drops a only.
+        let mut block = WriteSet::default();
+        block.insert(CF, b"a".to_vec(), Some(b"v2".to_vec()));
+        store
+            .load_unchecked(&[(CF, b"a".to_vec(), b"v2".to_vec())])
+            .expect("write");
+        cache.invalidate(&block);
+        assert_eq!(get(b"a").as_str(), "v2");
+        assert!(Arc::ptr_eq(&b, &get(b"b")), "keys the block did not write stay");
+
+        // A read that began before a commit is not kept after it.
+        let epoch = cache.epoch();
+        cache.invalidate(&WriteSet::default());
+        cache.keep(epoch, CF, b"c", Some(Arc::new("stale".to_string())));
+        assert!(cache.get(CF, b"c").is_none(), "a value read before a commit is dropped");
+        let now = cache.epoch();
+        cache.keep(now, CF, b"c", None);
+        assert!(matches!(cache.get(CF, b"c"), Some(None)), "a fresh miss is kept");
     }
 }
