@@ -16,21 +16,33 @@ async fn standing_changes_and_their_refusals() {
     assert_eq!(p.status, PartyStatus::Active);
     assert_eq!(p.history.len(), 2);
 
-    for (kind, status) in [
-        (KIND_SUSPEND, PartyStatus::Suspended),
-        (KIND_REINSTATE, PartyStatus::Active),
-        (KIND_EXPEL, PartyStatus::Expelled),
+    // The member signs before and after each change: the ledger keeps its
+    // decoded party across blocks, so each change must reach the next block.
+    net.client
+        .submit_bytes(&notarize(&net, &id.signing, b"active"))
+        .await
+        .expect("an active member notarizes");
+    for (kind, status, refused) in [
+        (KIND_SUSPEND, PartyStatus::Suspended, Some("party.suspended")),
+        (KIND_REINSTATE, PartyStatus::Active, None),
+        (KIND_EXPEL, PartyStatus::Expelled, Some("party.expelled")),
     ] {
         net.client
             .submit_bytes(&standing(&net, kind, op, &c))
             .await
             .expect(kind);
         assert_eq!(net.client.party(&c).await.expect("party").status, status);
+        let tx = notarize(&net, &id.signing, kind.as_bytes());
+        match refused {
+            Some(code) => assert_eq!(refusal(&net, &tx).await, code, "after {kind}"),
+            None => {
+                net.client
+                    .submit_bytes(&tx)
+                    .await
+                    .expect("reinstated, it notarizes again");
+            }
+        }
     }
-    assert_eq!(
-        refusal(&net, &notarize(&net, &id.signing, b"expelled")).await,
-        "party.expelled"
-    );
     assert_eq!(
         refusal(&net, &standing(&net, KIND_REINSTATE, op, &c)).await,
         "party.bad_transition"
