@@ -571,16 +571,20 @@ fn raw_verify_rates(n: usize, dalek: bool) -> (f64, f64) {
             message: m,
         })
         .collect();
-    let dalek_64: Vec<ed25519_dalek::VerifyingKey> = keys
-        .iter()
-        .map(|k| ed25519_dalek::VerifyingKey::from_bytes(k.public_key().as_bytes()).expect("a key we just made"))
-        .collect();
-    let dalek_keys: Vec<ed25519_dalek::VerifyingKey> = (0..n).map(|i| dalek_64[i % 64]).collect();
-    let dalek_sigs: Vec<ed25519_dalek::Signature> = sigs
-        .iter()
-        .map(|s| ed25519_dalek::Signature::from_bytes(s.as_bytes()))
-        .collect();
-    let messages: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    // ed25519-dalek's inputs, built only when its rate is asked for.
+    let reference = dalek.then(|| {
+        let dalek_64: Vec<ed25519_dalek::VerifyingKey> = keys
+            .iter()
+            .map(|k| ed25519_dalek::VerifyingKey::from_bytes(k.public_key().as_bytes()).expect("a key we just made"))
+            .collect();
+        let keys: Vec<ed25519_dalek::VerifyingKey> = (0..n).map(|i| dalek_64[i % 64]).collect();
+        let sigs: Vec<ed25519_dalek::Signature> = sigs
+            .iter()
+            .map(|s| ed25519_dalek::Signature::from_bytes(s.as_bytes()))
+            .collect();
+        let messages: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        (keys, sigs, messages)
+    });
     let _ = liutong_core::verify_batch(&items[..n.min(2000)]); // warm-up
     let (mut ours, mut theirs) = (0.0f64, 0.0f64);
     for _ in 0..3 {
@@ -588,9 +592,9 @@ fn raw_verify_rates(n: usize, dalek: bool) -> (f64, f64) {
         let ok = liutong_core::verify_batch(&items);
         ours = ours.max(n as f64 / t.elapsed().as_secs_f64());
         assert!(ok.iter().all(|v| *v), "freshly made signatures verify");
-        if !dalek {
+        let Some((dalek_keys, dalek_sigs, messages)) = &reference else {
             continue;
-        }
+        };
         let t = Instant::now();
         let ok = (0..n).into_par_iter().step_by(1024).all(|lo| {
             let hi = (lo + 1024).min(n);
