@@ -216,29 +216,26 @@ impl Prover {
         rng: &mut R,
     ) -> Result<UseProof> {
         // The native check (which names what cannot be proven) runs beside
-        // the synthesis of the assignment.
+        // the assignment, computed natively (the values the circuit's
+        // synthesis would give; the matrices are already here).
         let (checked, full) = rayon::join(
             || witness.check(statement),
-            || -> Result<Vec<Fr>> {
-                let cs = ConstraintSystem::new_ref();
-                cs.set_optimization_goal(OptimizationGoal::Constraints);
-                cs.set_mode(SynthesisMode::Prove {
-                    construct_matrices: false,
-                });
+            || {
                 UseCircuit {
                     statement: statement.clone(),
                     witness: witness.clone(),
                 }
-                .synthesize(cs.clone(), &mut Vec::new())
-                .map_err(synthesis)?;
-                let cs = cs
-                    .into_inner()
-                    .ok_or_else(|| Error::Synthesis("the constraint system is still shared".into()))?;
-                Ok([cs.instance_assignment.as_slice(), cs.witness_assignment.as_slice()].concat())
+                .assignment()
             },
         );
         checked?;
-        let full = full?;
+        if full.len() != self.shape.num_instance + self.shape.matrices.num_witness_variables {
+            return Err(Error::Synthesis(format!(
+                "the assignment has {} variables, the circuit {}",
+                full.len(),
+                self.shape.num_instance + self.shape.matrices.num_witness_variables
+            )));
+        }
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
         let mut proof = self.assemble(&full, r, s, cache)?;
         // The proof's residue hint (see [`residue`]) exists only for a proof

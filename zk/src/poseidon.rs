@@ -12,6 +12,7 @@ use crate::Fr;
 use ark_crypto_primitives::sponge::constraints::CryptographicSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::constraints::PoseidonSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::PoseidonConfig;
+use ark_ff::{Field, Zero};
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_relations::r1cs::{ConstraintSystemRef, SynthesisError};
 use light_poseidon::{Poseidon, PoseidonHasher};
@@ -70,6 +71,46 @@ pub fn hash_var(cs: ConstraintSystemRef<Fr>, inputs: &[FpVar<Fr>]) -> Result<FpV
     // permuted state's first (capacity) element, not the squeezed one.
     sponge.squeeze_field_elements(1)?;
     Ok(sponge.state[0].clone())
+}
+
+/// circomlib's `Poseidon(n)` of `inputs` computed natively the way
+/// [`hash_var`] computes it in R1CS, appending to `witness` the values of
+/// the witness variables the gadget allocates, in its order: `x²`, `x⁴`,
+/// `x⁵` for each S-box whose input is not a constant (arkworks' gadget
+/// keeps a constant constant, so the capacity element's first S-box
+/// allocates nothing). The inputs are taken as variables, as in the circuit.
+pub(crate) fn hash_witness(inputs: &[Fr], witness: &mut Vec<Fr>) -> Fr {
+    let p = config(inputs.len());
+    // (value, is a variable); the sponge starts from constant zeros.
+    let mut state: Vec<(Fr, bool)> = std::iter::once((Fr::zero(), false))
+        .chain(inputs.iter().map(|x| (*x, true)))
+        .collect();
+    let half = p.full_rounds / 2;
+    let mut next = vec![(Fr::zero(), false); state.len()];
+    for round in 0..p.full_rounds + p.partial_rounds {
+        for (s, c) in state.iter_mut().zip(&p.ark[round]) {
+            s.0 += c;
+        }
+        let full = round < half || round >= half + p.partial_rounds;
+        let boxed = if full { state.len() } else { 1 };
+        for s in &mut state[..boxed] {
+            let x2 = s.0.square();
+            let x4 = x2.square();
+            let x5 = x4 * s.0;
+            if s.1 {
+                witness.extend([x2, x4, x5]);
+            }
+            s.0 = x5;
+        }
+        for (row, n) in p.mds.iter().zip(next.iter_mut()) {
+            *n = row
+                .iter()
+                .zip(&state)
+                .fold((Fr::zero(), false), |(acc, var), (m, s)| (acc + *m * s.0, var || s.1));
+        }
+        std::mem::swap(&mut state, &mut next);
+    }
+    state[0].0
 }
 
 #[cfg(test)]

@@ -58,6 +58,57 @@ fn satisfied(s: Statement, w: UseWitness) -> bool {
     cs.is_satisfied().expect("checkable")
 }
 
+/// The assignment the constraint system synthesizes, for comparison with
+/// the native one the prover uses.
+fn synthesized(c: &UseCircuit) -> Vec<Fr> {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_mode(ark_relations::r1cs::SynthesisMode::Prove {
+        construct_matrices: false,
+    });
+    c.clone().generate_constraints(cs.clone()).expect("synthesis");
+    let cs = cs.into_inner().expect("one reference");
+    [cs.instance_assignment, cs.witness_assignment].concat()
+}
+
+#[test]
+fn the_native_assignment_is_the_synthesized_one() {
+    let mut cases = vec![UseCircuit::blank()];
+    for k in [0, 1] {
+        let w = witness(k);
+        cases.push(UseCircuit {
+            statement: statement(&w),
+            witness: w,
+        });
+    }
+    // Leaves on the right at every level, and values the circuit refuses
+    // (a use past the limit, an expired grant, out-of-range fields): the
+    // assignment must still be the synthesized one, value for value.
+    let mut w = witness(5);
+    w.path.index = (1 << 20) - 1;
+    w.grant.not_after = 3;
+    w.grant.max_uses = 1 << 17;
+    w.grant.actions = 7;
+    cases.push(UseCircuit {
+        statement: w.statement(0, NOW, field::random()),
+        witness: w,
+    });
+    let mut w = witness(0);
+    w.path.index = 0b1_0100_1101;
+    w.path.siblings.truncate(10);
+    cases.push(UseCircuit {
+        statement: statement(&w),
+        witness: w,
+    });
+    for (i, c) in cases.iter().enumerate() {
+        let want = synthesized(c);
+        let got = c.assignment();
+        assert_eq!(got.len(), want.len(), "case {i}: variable count");
+        if let Some(at) = got.iter().zip(&want).position(|(a, b)| a != b) {
+            panic!("case {i}: variable {at} differs");
+        }
+    }
+}
+
 #[test]
 fn the_statement_fits_the_budget() {
     let n = groth16::constraint_count().expect("shape");
@@ -247,6 +298,21 @@ fn what_the_circuit_forbids_cannot_be_proven() {
     w.k = u64::MAX;
     let s = statement(&w);
     assert!(!satisfied(s, w), "wrapped k");
+    // Another use's nullifier or another escrow tag: the native check
+    // names it before any proving.
+    let w = witness(0);
+    for tamper in [0, 1] {
+        let mut s = statement(&w);
+        if tamper == 0 {
+            s.nullifier = circuit::nullifier(&w.secret, &w.grant.salt, 1);
+        } else {
+            s.escrow_tag += Fr::one();
+        }
+        let err = p.prove(&s, &w, &mut rng).expect_err("refused");
+        assert_eq!(err.code(), "zk.unprovable");
+        assert!(err.to_string().contains("not this use's"), "{err}");
+        assert!(!satisfied(s, w.clone()), "tampered case {tamper}");
+    }
 }
 
 #[test]
