@@ -307,7 +307,8 @@ impl UseCircuit {
     pub fn assignment(&self) -> Vec<Fr> {
         let (s, w) = (&self.statement, &self.witness);
         let g = &w.grant;
-        let mut full = Vec::with_capacity(1 + PUBLIC_INPUTS + 6_000);
+        // 1, the inputs and 6,010 witness variables.
+        let mut full = Vec::with_capacity(1 + PUBLIC_INPUTS + 6_010);
         full.push(Fr::one());
         full.extend(s.inputs());
         let bits = |full: &mut Vec<Fr>, value: u64, n: usize| -> Fr {

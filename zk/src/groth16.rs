@@ -229,11 +229,11 @@ impl Prover {
             },
         );
         checked?;
-        if full.len() != self.shape.num_instance + self.shape.matrices.num_witness_variables {
+        let variables = self.shape.num_instance + self.shape.matrices.num_witness_variables;
+        if full.len() != variables {
             return Err(Error::Synthesis(format!(
-                "the assignment has {} variables, the circuit {}",
-                full.len(),
-                self.shape.num_instance + self.shape.matrices.num_witness_variables
+                "the assignment has {} variables, the circuit {variables}",
+                full.len()
             )));
         }
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
