@@ -13,7 +13,7 @@
 use crate::datasets::{version_key, DatasetVersion};
 use crate::delivery::{SignedReceipt, SignedRequest, Verdict, MAX_RECEIPT_REASON};
 use crate::grants::GrantId;
-use crate::machine::{read, to_json, CF_ACCESS_INDEX, CF_ACCESS_LOG, CF_DATASET_VERSIONS, CF_PARTY_KEYS, CF_USES};
+use crate::machine::{as_record, read, CF_ACCESS_INDEX, CF_ACCESS_LOG, CF_DATASET_VERSIONS, CF_PARTY_KEYS, CF_USES};
 use crate::party::KeyBinding;
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_catalog::DatasetId;
@@ -526,7 +526,7 @@ pub(crate) fn log(
     for (cf, k, v) in entry_writes(&record) {
         state.put(cf, k, v);
     }
-    Ok(Applied::Committed(to_json(&record)))
+    Ok(Applied::Committed(as_record(&record)))
 }
 
 /// One entry by delivery (first request digest), from committed state.

@@ -74,7 +74,7 @@ pub async fn submit_own(s: &Arc<AppState>, bytes: Vec<u8>) -> crate::Result<serd
                 | liutong_ledger::TxOutcome::Existing { result } => result,
             };
             let mut value: serde_json::Value =
-                serde_json::from_str(result.get()).map_err(|e| crate::Error::Io(e.to_string()))?;
+                serde_json::from_str(result.json().get()).map_err(|e| crate::Error::Io(e.to_string()))?;
             if let Some(map) = value.as_object_mut() {
                 map.entry("tx_id").or_insert_with(|| serde_json::json!(receipt.tx_id));
             }
@@ -524,33 +524,54 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
 async fn submit_tx(State(s): Shared, ApiJson(req): ApiJson<SubmitTx>) -> Result<Json<ReceiptView>, ApiError> {
     let mut answers = submit_raw(&s, vec![decode_base64(&req.tx)]).await;
     let answer = answers.pop().expect("one answer for one submission");
-    Ok(Json(answer?.into()))
+    Ok(Json(ReceiptView::of(answer?, ReceiptDetail::Full)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct BatchQuery {
+    /// `full` (the default): each receipt carries its record; `compact`:
+    /// only tx id, status, index and height.
+    #[param(value_type = Option<ReceiptDetail>)]
+    receipts: Option<ReceiptDetail>,
 }
 
 /// Submit many signed transactions; each is answered in order, a refusal of
 /// one does not affect the others.
-#[utoipa::path(post, path = "/v1/txs/batch", request_body = SubmitBatch, responses(
+#[utoipa::path(post, path = "/v1/txs/batch", params(BatchQuery), request_body = SubmitBatch, responses(
     (status = 200, body = BatchResults),
     (status = "4XX", body = ErrorBody),
 ))]
-async fn submit_batch(State(s): Shared, ApiJson(req): ApiJson<SubmitBatch>) -> Result<Json<BatchResults>, ApiError> {
+async fn submit_batch(
+    State(s): Shared,
+    ApiQuery(q): ApiQuery<BatchQuery>,
+    ApiJson(req): ApiJson<SubmitBatch>,
+) -> Result<Json<BatchResults>, ApiError> {
     batch_limit(req.txs.len())?;
     let raw = req.txs.iter().map(|t| decode_base64(t)).collect();
-    Ok(Json(batch_results(submit_raw(&s, raw).await)))
+    Ok(Json(batch_results(
+        submit_raw(&s, raw).await,
+        q.receipts.unwrap_or_default(),
+    )))
 }
 
 /// The same as `/v1/txs/batch` without JSON and base64: the body is borsh
 /// `Vec<Vec<u8>>` (a `u32` little-endian count, then for each transaction a
 /// `u32` little-endian length and its canonical signed bytes). The answer is
 /// the same JSON. For gateways that submit in bulk.
-#[utoipa::path(post, path = "/v1/txs/batch/raw",
+#[utoipa::path(post, path = "/v1/txs/batch/raw", params(BatchQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "borsh Vec<Vec<u8>> of signed transactions"),
     responses((status = 200, body = BatchResults), (status = "4XX", body = ErrorBody)))]
-async fn submit_batch_raw(State(s): Shared, req: Request) -> Result<Json<BatchResults>, ApiError> {
+async fn submit_batch_raw(
+    State(s): Shared,
+    ApiQuery(q): ApiQuery<BatchQuery>,
+    req: Request,
+) -> Result<Json<BatchResults>, ApiError> {
     let body = raw_body(req, MAX_BATCH_BODY).await?;
     let raw = split_batch(&body)?;
     Ok(Json(batch_results(
         submit_raw(&s, raw.into_iter().map(Ok).collect()).await,
+        q.receipts.unwrap_or_default(),
     )))
 }
 
@@ -602,11 +623,11 @@ fn split_batch(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
     Ok(txs)
 }
 
-fn batch_results(answers: Vec<Result<Receipt, ApiError>>) -> BatchResults {
+fn batch_results(answers: Vec<Result<Receipt, ApiError>>, detail: ReceiptDetail) -> BatchResults {
     let results = answers
         .into_iter()
         .map(|r| match r {
-            Ok(receipt) => BatchItem::Receipt(receipt.into()),
+            Ok(receipt) => BatchItem::Receipt(ReceiptView::of(receipt, detail)),
             Err(e) => BatchItem::Error {
                 error: ErrorBody {
                     code: e.code,

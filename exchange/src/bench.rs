@@ -13,6 +13,7 @@ use crate::machine::*;
 use crate::node::{self, NodeConfig};
 use crate::notary::Notarize;
 use crate::party::*;
+use crate::wire::ReceiptDetail;
 use crate::{Error, Result};
 use clap::{Args, Subcommand};
 use liutong_core::{now_ms, sha256, Canonical, CreditCode, SigningKey, VerifyItem};
@@ -799,7 +800,7 @@ async fn ledger(b: LedgerBench) -> Result<Output> {
                 let Some(batch) = next else { break };
                 let t0 = Instant::now();
                 let results = match encoding {
-                    BatchEncoding::Raw => client.submit_batch_raw(&batch).await?,
+                    BatchEncoding::Raw => client.submit_batch_raw(&batch, ReceiptDetail::Compact).await?,
                     BatchEncoding::Json => client.submit_batch(&batch).await?,
                 };
                 let ms = t0.elapsed().as_secs_f64() * 1000.0;

@@ -625,8 +625,7 @@ pub async fn notarize_file(
         note,
     };
     let r = submit(home, client, KIND_NOTARIZE, &body).await?;
-    let record: serde_json::Value = serde_json::from_str(r.result.get())
-        .map_err(|e| Error::Io(format!("the node's receipt holds no JSON record: {e}")))?;
+    let record: serde_json::Value = r.record()?;
     let height = r
         .height
         .or_else(|| record.get("height").and_then(|h| h.as_u64()))

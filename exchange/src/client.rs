@@ -153,10 +153,15 @@ impl Client {
     }
 
     /// [`Client::submit_batch`] without JSON and base64 (`/v1/txs/batch/raw`,
-    /// borsh `Vec<Vec<u8>>`).
-    pub async fn submit_batch_raw(&self, txs: &[Vec<u8>]) -> Result<Vec<Result<ReceiptView>>> {
+    /// borsh `Vec<Vec<u8>>`); with `ReceiptDetail::Compact` the receipts
+    /// carry no records.
+    pub async fn submit_batch_raw(&self, txs: &[Vec<u8>], detail: ReceiptDetail) -> Result<Vec<Result<ReceiptView>>> {
         let body = borsh::to_vec(txs).map_err(|e| Error::Io(e.to_string()))?;
-        let resp = self.post_octets("/v1/txs/batch/raw", body).await?;
+        let path = match detail {
+            ReceiptDetail::Full => "/v1/txs/batch/raw",
+            ReceiptDetail::Compact => "/v1/txs/batch/raw?receipts=compact",
+        };
+        let resp = self.post_octets(path, body).await?;
         let answer: BatchResults = self.answer(resp).await?;
         Ok(batch_answers(answer))
     }

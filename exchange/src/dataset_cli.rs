@@ -223,7 +223,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
                 &RegisterDataset { name, description },
             )
             .await?;
-            let record: DatasetRecord = record_of(&r)?;
+            let record: DatasetRecord = r.record()?;
             let kept = input.keep(home, &record, &hashes)?;
             Ok(Output::ok(
                 format!(
@@ -281,7 +281,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
                 },
             )
             .await?;
-            let record: DatasetRecord = record_of(&r)?;
+            let record: DatasetRecord = r.record()?;
             let kept = input.keep(home, &record, &hashes)?;
             Ok(Output::ok(
                 format!(
@@ -312,7 +312,7 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
                 },
             )
             .await?;
-            let record: DatasetRecord = record_of(&r)?;
+            let record: DatasetRecord = r.record()?;
             Ok(Output::ok(
                 format!("{}\n{}", receipt_text("dataset delisted", &r), describe_record(&record)),
                 json!({ "receipt": r, "dataset": record }),
@@ -388,10 +388,6 @@ pub async fn run(home: &Home, cmd: DatasetCommand) -> Result<Output> {
 
 fn parse_id(text: &str) -> Result<DatasetId> {
     Ok(text.parse()?)
-}
-
-fn record_of(r: &crate::wire::ReceiptView) -> Result<DatasetRecord> {
-    serde_json::from_str(r.result.get()).map_err(|e| Error::Io(format!("the node's receipt holds no dataset: {e}")))
 }
 
 /// Streams `file` once for its commitment, reads its table shape when it is a

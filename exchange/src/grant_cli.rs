@@ -6,12 +6,10 @@ use crate::grants::*;
 use crate::home::Home;
 use crate::machine::*;
 use crate::standards::ImportedPolicy;
-use crate::wire::ReceiptView;
 use crate::{Error, Result};
 use clap::Subcommand;
 use liutong_catalog::DatasetId;
 use liutong_policies::{odrl, Terms};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -147,10 +145,6 @@ fn read_terms(path: &Path) -> Result<(Terms, Option<Approval>)> {
     Ok((terms, None))
 }
 
-fn record_of<T: DeserializeOwned>(r: &ReceiptView) -> Result<T> {
-    serde_json::from_str(r.result.get()).map_err(|e| Error::Io(format!("the node's receipt holds no record: {e}")))
-}
-
 pub async fn offer(home: &Home, cmd: OfferCommand) -> Result<Output> {
     match cmd {
         OfferCommand::Add {
@@ -171,7 +165,7 @@ pub async fn offer(home: &Home, cmd: OfferCommand) -> Result<Output> {
                 },
             };
             let r = submit(home, &client, KIND_OFFER_ADD, &body).await?;
-            let offer: OfferRecord = record_of(&r)?;
+            let offer: OfferRecord = r.record()?;
             Ok(Output::ok(
                 format!("{}\n{}", receipt_text("offer added", &r), describe_offer(&offer)),
                 json!({ "receipt": r, "offer": offer }),
@@ -324,7 +318,7 @@ async fn send(
     action: &str,
 ) -> Result<Output> {
     let r = submit(home, client, kind, body).await?;
-    let g: GrantRecord = record_of(&r)?;
+    let g: GrantRecord = r.record()?;
     let view = GrantView::at(g, liutong_core::now_ms());
     Ok(Output::ok(
         format!("{}\n{}", receipt_text(action, &r), describe_grant(&view)),

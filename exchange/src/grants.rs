@@ -10,7 +10,7 @@
 
 use crate::datasets::{own_listed, provider, read_dataset, DatasetStatus};
 use crate::machine::{
-    active_signer, read, read_party, to_json, CF_GRANTS, CF_GRANTS_BY_DATASET, CF_GRANTS_BY_PARTY, CF_OFFERS,
+    active_signer, as_record, read, read_party, CF_GRANTS, CF_GRANTS_BY_DATASET, CF_GRANTS_BY_PARTY, CF_OFFERS,
 };
 use crate::party::{Party, PartyStatus, Role};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -297,7 +297,7 @@ pub(crate) fn add_offer(
         height: ctx.height,
     };
     put(state, CF_OFFERS, offer_key(&body.dataset, number), &record);
-    Ok(Applied::Committed(to_json(&record)))
+    Ok(Applied::Committed(as_record(&record)))
 }
 
 fn read_offer(state: &Overlay<'_>, dataset: &DatasetId, number: u32) -> Result<OfferRecord, Rejection> {
@@ -317,7 +317,7 @@ pub(crate) fn withdraw_offer(body: WithdrawOffer, signer: &PublicKey, state: &mu
     }
     offer.withdrawn = true;
     put(state, CF_OFFERS, offer_key(&body.dataset, body.offer), &offer);
-    Ok(Applied::Committed(to_json(&offer)))
+    Ok(Applied::Committed(as_record(&offer)))
 }
 
 fn event(name: &str, id: &TxId, ctx: &BlockContext, note: String) -> GrantEvent {
@@ -410,7 +410,7 @@ pub(crate) fn request(
         );
     }
     put_grant(state, &grant);
-    Ok(Applied::Committed(to_json(&grant)))
+    Ok(Applied::Committed(as_record(&grant)))
 }
 
 /// A key of the grant indexes: what the grant is listed under, then its id.
@@ -520,14 +520,14 @@ pub(crate) fn record_use(body: UseGrant, signer: &PublicKey, ctx: &BlockContext,
     crate::access::record_use(state, &body.request, &grant.id, ctx)?;
     grant.uses += 1;
     put_grant(state, &grant);
-    Ok(Applied::Committed(to_json(&grant)))
+    Ok(Applied::Committed(as_record(&grant)))
 }
 
 /// Appends `event` to the grant's history, stores it and answers with it.
 fn record(state: &mut Overlay<'_>, mut grant: GrantRecord, event: GrantEvent) -> Outcome {
     grant.history.push(event);
     put_grant(state, &grant);
-    Ok(Applied::Committed(to_json(&grant)))
+    Ok(Applied::Committed(as_record(&grant)))
 }
 
 pub(crate) fn transfer(

@@ -135,6 +135,12 @@ impl StateMachine for ExchangeMachine {
         ]
     }
 
+    fn miss_heavy_column_families(&self) -> Vec<&'static str> {
+        // Notarizing asks whether the digest is new; a private use whether
+        // its nullifier is.
+        vec![CF_NOTARIZATIONS, crate::private::CF_NULLIFIERS]
+    }
+
     fn genesis_state(&self, state: &mut Overlay<'_>) -> Result<(), Rejection> {
         let profile = self.genesis.operator_profile();
         let party = Party {
@@ -376,8 +382,9 @@ fn check_endpoint(endpoint: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> liutong_ledger::RecordJson {
-    serde_json::value::to_raw_value(value).expect("records serialize to JSON")
+/// A transaction's answer record; rendered to JSON only if an answer shows it.
+pub(crate) fn as_record<T: serde::Serialize + Clone + Send + Sync + 'static>(value: &T) -> liutong_ledger::Record {
+    liutong_ledger::Record::new(value.clone())
 }
 
 fn register(
@@ -449,7 +456,7 @@ fn register(
     };
     bind_key(state, signer, &code, true, Some(*id));
     put_party(state, &party);
-    Ok(Applied::Committed(to_json(&party)))
+    Ok(Applied::Committed(as_record(&party)))
 }
 
 fn change_standing(
@@ -501,7 +508,7 @@ fn change_standing(
         timestamp: ctx.timestamp,
     });
     put_party(state, &party);
-    Ok(Applied::Committed(to_json(&party)))
+    Ok(Applied::Committed(as_record(&party)))
 }
 
 fn rotate_keys(body: RotateKeys, mut party: Party, id: &TxId, state: &mut Overlay<'_>) -> Outcome {
@@ -542,7 +549,7 @@ fn rotate_keys(body: RotateKeys, mut party: Party, id: &TxId, state: &mut Overla
     party.profile.signing_key = body.new_signing_key;
     party.profile.encryption_key = body.new_encryption_key;
     put_party(state, &party);
-    Ok(Applied::Committed(to_json(&party)))
+    Ok(Applied::Committed(as_record(&party)))
 }
 
 fn notarize(body: Notarize, signer: &Party, id: &TxId, ctx: &BlockContext, state: &mut Overlay<'_>) -> Outcome {
@@ -557,7 +564,7 @@ fn notarize(body: Notarize, signer: &Party, id: &TxId, ctx: &BlockContext, state
         }
     }
     if let Some(existing) = read::<Notarization>(state, CF_NOTARIZATIONS, body.digest.as_bytes())? {
-        return Ok(Applied::Existing(to_json(&existing)));
+        return Ok(Applied::Existing(as_record(&existing)));
     }
     let record = Notarization {
         digest: body.digest,
@@ -576,7 +583,7 @@ fn notarize(body: Notarize, signer: &Party, id: &TxId, ctx: &BlockContext, state
         body.digest.as_bytes().to_vec(),
         record.canonical_bytes(),
     );
-    Ok(Applied::Committed(to_json(&record)))
+    Ok(Applied::Committed(liutong_ledger::Record::new(record)))
 }
 
 impl Canonical for Notarization {

@@ -19,7 +19,7 @@
 
 use crate::delivery::SignedRequest;
 use crate::grants::{GrantId, GrantRecord};
-use crate::machine::{read, to_json};
+use crate::machine::{as_record, read};
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_core::{sha256_parts, Digest, EncryptionKeyPair, EncryptionPublicKey, PublicKey};
 use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, TxId};
@@ -666,7 +666,7 @@ pub(crate) fn use_private(
         },
     );
     crate::access::record_use(state, &digest, &GrantId::PRIVATE, ctx)?;
-    Ok(Applied::Committed(to_json(&serde_json::json!({
+    Ok(Applied::Committed(as_record(&serde_json::json!({
         "request": digest,
         "nullifier": claim.nullifier,
         "dataset": r.dataset,

@@ -51,42 +51,68 @@ pub struct ReceiptView {
     pub index: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u64>,
-    /// The record the transaction created or found (a party, a notarization).
-    #[schema(value_type = Object)]
-    pub result: liutong_ledger::RecordJson,
+    /// The record the transaction created or found (a party, a notarization);
+    /// left out of compact receipts (`?receipts=compact` on the batch endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<liutong_ledger::RecordJson>,
 }
 
-impl From<liutong_ledger::Receipt> for ReceiptView {
-    fn from(r: liutong_ledger::Receipt) -> Self {
-        match r.outcome {
-            liutong_ledger::TxOutcome::Committed { index, height, result } => ReceiptView {
-                tx_id: r.tx_id.to_string(),
-                status: ReceiptStatus::Committed,
-                index: Some(index),
-                height: Some(height),
-                result,
-            },
-            liutong_ledger::TxOutcome::Existing { result } => ReceiptView {
-                tx_id: r.tx_id.to_string(),
-                status: ReceiptStatus::Existing,
-                index: None,
-                height: None,
-                result,
-            },
-        }
-    }
+/// How much a batch answer says about each transaction
+/// (`?receipts=` on `/v1/txs/batch` and `/v1/txs/batch/raw`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptDetail {
+    /// Each receipt carries the record its transaction created or found.
+    #[default]
+    Full,
+    /// Only the transaction id, status, log index and height: for gateways
+    /// that submit in bulk and read records later, if at all. The node then
+    /// never renders the records.
+    Compact,
 }
 
 impl ReceiptView {
+    /// The view of a receipt, with its record or (compact) without.
+    pub fn of(r: liutong_ledger::Receipt, detail: ReceiptDetail) -> ReceiptView {
+        let (status, index, height, result) = match r.outcome {
+            liutong_ledger::TxOutcome::Committed { index, height, result } => {
+                (ReceiptStatus::Committed, Some(index), Some(height), result)
+            }
+            liutong_ledger::TxOutcome::Existing { result } => (ReceiptStatus::Existing, None, None, result),
+        };
+        ReceiptView {
+            tx_id: r.tx_id.to_string(),
+            status,
+            index,
+            height,
+            result: (detail == ReceiptDetail::Full).then(|| result.json()),
+        }
+    }
+
+    /// The receipt's record, decoded; an error for a compact receipt or a
+    /// record of another shape.
+    pub fn record<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let json = self
+            .result
+            .as_ref()
+            .ok_or_else(|| Error::Io("the node's receipt holds no record".into()))?;
+        serde_json::from_str(json.get()).map_err(|e| Error::Io(format!("the node's receipt holds no such record: {e}")))
+    }
+
     pub fn into_receipt(self) -> Result<liutong_ledger::Receipt> {
         let tx_id: Digest = self.tx_id.parse()?;
+        let Some(result) = self.result else {
+            return Err(Error::BadRequest(
+                "the receipt carries no record (a compact receipt)".into(),
+            ));
+        };
+        let result = liutong_ledger::Record::from(result);
         let outcome = match (self.status, self.index, self.height) {
-            (ReceiptStatus::Committed, Some(index), Some(height)) => liutong_ledger::TxOutcome::Committed {
-                index,
-                height,
-                result: self.result,
-            },
-            (ReceiptStatus::Existing, _, _) => liutong_ledger::TxOutcome::Existing { result: self.result },
+            (ReceiptStatus::Committed, Some(index), Some(height)) => {
+                liutong_ledger::TxOutcome::Committed { index, height, result }
+            }
+            (ReceiptStatus::Existing, _, _) => liutong_ledger::TxOutcome::Existing { result },
             _ => {
                 return Err(Error::BadRequest(
                     "a committed receipt must carry index and height".into(),
@@ -122,14 +148,16 @@ impl TryFrom<BatchItemFields> for BatchItem {
     fn try_from(f: BatchItemFields) -> std::result::Result<Self, String> {
         match (f.error, f.tx_id, f.status, f.result) {
             (Some(error), None, None, None) => Ok(BatchItem::Error { error }),
-            (None, Some(tx_id), Some(status), Some(result)) => Ok(BatchItem::Receipt(ReceiptView {
+            (None, Some(tx_id), Some(status), result) => Ok(BatchItem::Receipt(ReceiptView {
                 tx_id,
                 status,
                 index: f.index,
                 height: f.height,
                 result,
             })),
-            _ => Err("a batch answer is either a receipt (tx_id, status, result) or an error".into()),
+            _ => {
+                Err("a batch answer is either a receipt (tx_id, status and, unless compact, result) or an error".into())
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::block::{Block, BlockHeader, LedgerGenesis, SignedHeader};
 use crate::merkle::{self, Frontier};
-use crate::state::{Applied, DecodedCache, Overlay, RecordJson, StateMachine, WriteSet};
+use crate::state::{Applied, DecodedCache, Overlay, Record, StateMachine, WriteSet};
 use crate::store::*;
 use crate::tx::{verify_signatures, CheckedTx, EnvelopeRules, SignedTx, TxId};
 use crate::{Error, Result};
@@ -37,10 +37,12 @@ pub enum TxOutcome {
     Committed {
         index: u64,
         height: u64,
-        result: RecordJson,
+        result: Record,
     },
     /// Not committed: it would only repeat the existing record in `result`.
-    Existing { result: RecordJson },
+    Existing {
+        result: Record,
+    },
 }
 
 /// A committed transaction as stored.
@@ -141,7 +143,7 @@ impl Ledger {
     /// another genesis is refused; on restart the head header and the log
     /// root are re-checked before the node serves anything.
     pub fn open(path: &Path, genesis: LedgerGenesis, machine: Arc<dyn StateMachine>) -> Result<Ledger> {
-        let store = Store::open(path, &machine.column_families())?;
+        let store = Store::open_with(path, &machine.column_families(), &machine.miss_heavy_column_families())?;
         match store.get(CF_META, META_GENESIS)? {
             Some(d) if d.as_slice() == genesis.genesis_digest.as_bytes() => {}
             Some(d) => {

@@ -27,6 +27,6 @@ pub use ledger::{
     BlockContext, ChainReport, ConsistencyProof, InclusionProof, Ledger, Receipt, Sealed, Tip, TxOutcome, TxRecord,
 };
 pub use ordering::{Ordering, Solo, Submission};
-pub use state::{Applied, Overlay, RecordJson, Rejection, StateMachine, WriteSet};
+pub use state::{Applied, Overlay, Record, RecordJson, Rejection, Render, StateMachine, WriteSet};
 pub use store::Store;
 pub use tx::{verify_signatures, CheckedTx, EnvelopeRules, SignedTx, Transaction, TxId, TX_SIGNING_DOMAIN};

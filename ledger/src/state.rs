@@ -7,19 +7,67 @@ use crate::{Result, SignedTx, TxId};
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// A record as JSON, rendered once by the state machine and passed through
-/// to the submitter verbatim.
+/// A record as JSON, as it travels to the submitter.
 pub type RecordJson = Box<serde_json::value::RawValue>;
+
+/// The record a transaction created or found (a party, a notarization),
+/// kept as the state machine's value and rendered to JSON only when an
+/// answer shows it: a bulk submitter that asks for compact receipts does
+/// not pay for rendering records it never reads.
+#[derive(Clone)]
+pub struct Record(Arc<dyn Render>);
+
+/// A value a [`Record`] can hold.
+pub trait Render: Send + Sync + 'static {
+    fn render(&self) -> RecordJson;
+}
+
+impl<T: serde::Serialize + Send + Sync + 'static> Render for T {
+    fn render(&self) -> RecordJson {
+        // Records are plain data (strings, numbers, maps with string keys),
+        // which always serialize; a value that does not is a programming error.
+        serde_json::value::to_raw_value(self).expect("records serialize to JSON")
+    }
+}
+
+impl Record {
+    pub fn new(value: impl Render) -> Record {
+        Record(Arc::new(value))
+    }
+
+    /// The record as JSON.
+    pub fn json(&self) -> RecordJson {
+        self.0.render()
+    }
+}
+
+impl From<RecordJson> for Record {
+    fn from(json: RecordJson) -> Record {
+        Record::new(json)
+    }
+}
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.json().serialize(s)
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.json().get())
+    }
+}
 
 /// What applying one transaction produced.
 #[derive(Debug, Clone)]
 pub enum Applied {
     /// The transaction changes state and is committed; the value is its result.
-    Committed(RecordJson),
+    Committed(Record),
     /// The transaction would only repeat an existing record (idempotent
     /// requests such as notarizing a known digest): it is not committed and the
     /// submitter gets the existing record.
-    Existing(RecordJson),
+    Existing(Record),
 }
 
 /// A refusal by the state machine, with a stable code.
@@ -45,6 +93,13 @@ impl Rejection {
 pub trait StateMachine: Send + Sync + 'static {
     /// Column families the application keeps its state in.
     fn column_families(&self) -> Vec<&'static str>;
+    /// Those of [`StateMachine::column_families`] whose reads while applying
+    /// are mostly for keys that do not exist (is this digest new?): they get
+    /// a full-size memtable bloom filter, so such a read rarely reaches the
+    /// memtable's skip list.
+    fn miss_heavy_column_families(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
     /// Writes the state the genesis implies (before block 1).
     fn genesis_state(&self, state: &mut Overlay<'_>) -> Result<(), Rejection>;
     /// Checks and applies one transaction whose envelope, signature and nonce are valid.
@@ -451,6 +506,29 @@ mod tests {
     use super::*;
 
     const CF: &str = "app";
+
+    #[test]
+    fn a_record_renders_as_its_value_would() {
+        #[derive(serde::Serialize, Clone)]
+        struct Note {
+            digest: String,
+            index: u64,
+            name: Option<String>,
+        }
+        let note = Note {
+            digest: "ab\"cd".into(),
+            index: 7,
+            name: None,
+        };
+        let eager = serde_json::to_string(&note).expect("serializes");
+        let record = Record::new(note);
+        assert_eq!(record.json().get(), eager);
+        assert_eq!(format!("{record:?}"), eager);
+        assert_eq!(serde_json::to_string(&record).expect("serializes"), eager);
+        // A record that arrived as JSON (a receipt from another node) stays the same JSON.
+        let again = Record::from(record.json());
+        assert_eq!(again.json().get(), eager);
+    }
 
     fn decode(bytes: &[u8]) -> std::result::Result<String, String> {
         String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())

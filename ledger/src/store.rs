@@ -34,6 +34,12 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path, app_cfs: &[&'static str]) -> Result<Store> {
+        Store::open_with(path, app_cfs, &[])
+    }
+
+    /// [`Store::open`], with the application's column families whose reads
+    /// are mostly misses (see `StateMachine::miss_heavy_column_families`).
+    pub fn open_with(path: &Path, app_cfs: &[&'static str], miss_heavy: &[&'static str]) -> Result<Store> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -44,14 +50,17 @@ impl Store {
         // looked up. A memtable bloom is allocated (and zeroed) whole with
         // each memtable, `write_buffer_size` × ratio bytes per column family:
         // the commit path's hot misses (transaction ids, nonces) get a
-        // generous one, application column families a small one, the rest
-        // (read by keys that exist) none; a node's idle memory stays small.
+        // generous one, and so do the application's miss-heavy column families
+        // (a notarization's digest: 10 bits a key, where the small default
+        // let about a third of the misses through to the skip list);
+        // other application column families get a small one, the rest (read
+        // by keys that exist) none; a node's idle memory stays small.
         let cf_options = |name: &str| {
             let mut table = rocksdb::BlockBasedOptions::default();
             table.set_bloom_filter(10.0, false);
             let mut o = Options::default();
             o.set_block_based_table_factory(&table);
-            let ratio = if name == CF_TX_IDS || name == CF_NONCES {
+            let ratio = if name == CF_TX_IDS || name == CF_NONCES || miss_heavy.contains(&name) {
                 0.02
             } else if LEDGER_CFS.contains(&name) {
                 0.0
@@ -166,7 +175,10 @@ impl Store {
         &self,
         writes: impl IntoIterator<Item = (&'static str, &'k [u8], Option<&'k [u8]>)>,
     ) -> Result<()> {
-        let mut batch = WriteBatch::default();
+        let writes = writes.into_iter();
+        // Sized up front: a block's batch is a megabyte or more, and growing
+        // it by doubling copied it about twice over.
+        let mut batch = WriteBatch::with_capacity_bytes(WRITE_BATCH_START);
         for (cf, key, value) in writes {
             let handle = self.cf(cf)?;
             match value {
@@ -192,6 +204,10 @@ impl Store {
         Ok(())
     }
 }
+
+/// The initial capacity of a block's write batch: about a 2,048-transaction
+/// block of notarizations (key, value and framing of each entry).
+const WRITE_BATCH_START: usize = 2 << 20;
 
 pub(crate) fn log_key(level: u8, index: u64) -> [u8; 9] {
     let mut k = [0u8; 9];

@@ -7,6 +7,7 @@ use liutong_exchange::client::sign_tx;
 use liutong_exchange::home::Identity;
 use liutong_exchange::machine::*;
 use liutong_exchange::party::*;
+use liutong_exchange::wire::{ReceiptDetail, ReceiptStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_transactions_have_codes_and_change_nothing() {
@@ -185,7 +186,7 @@ async fn refused_transactions_have_codes_and_change_nothing() {
     let good = notarize(&net, &member_id.signing, b"good in raw batch");
     let raw = net
         .client
-        .submit_batch_raw(&[good.clone(), vec![7; 40], good])
+        .submit_batch_raw(&[good.clone(), vec![7; 40], good], ReceiptDetail::Full)
         .await
         .expect("raw batch answers");
     let codes: Vec<Option<String>> = raw
@@ -195,6 +196,32 @@ async fn refused_transactions_have_codes_and_change_nothing() {
     assert_eq!(
         codes,
         vec![None, Some("tx.malformed".into()), Some("tx.duplicate".into())]
+    );
+    let full = raw[0].as_ref().expect("committed");
+    let record: serde_json::Value = full.record().expect("a full receipt carries its record");
+    assert_eq!(record["tx_index"].as_u64(), full.index);
+    // Compact receipts: the same answers, without the records.
+    let fresh = notarize(&net, &member_id.signing, b"good in a compact batch");
+    let compact = net
+        .client
+        .submit_batch_raw(&[fresh.clone(), vec![7; 40], fresh], ReceiptDetail::Compact)
+        .await
+        .expect("compact batch answers");
+    let first = compact[0].as_ref().expect("committed");
+    assert_eq!(first.status, ReceiptStatus::Committed);
+    assert!(first.index.is_some() && first.height.is_some());
+    assert!(first.result.is_none(), "a compact receipt carries no record");
+    assert_eq!(
+        first
+            .record::<serde_json::Value>()
+            .map_err(|e| e.code().to_string())
+            .err()
+            .as_deref(),
+        Some("io.error")
+    );
+    assert_eq!(
+        compact[2].as_ref().err().map(|e| e.code().to_string()).as_deref(),
+        Some("tx.duplicate")
     );
     net.node.stop().await;
 }
@@ -285,6 +312,22 @@ async fn malformed_http_requests_get_json_errors() {
             [&1u32.to_le_bytes()[..], &1000u32.to_le_bytes(), &[1, 2, 3]].concat(),
             400,
             "request.malformed_batch",
+        ),
+        (
+            "raw batch asking for an unknown receipt detail",
+            "/v1/txs/batch/raw?receipts=verbose",
+            "application/octet-stream",
+            0u32.to_le_bytes().to_vec(),
+            400,
+            "request.bad_query",
+        ),
+        (
+            "JSON batch with an unknown query parameter",
+            "/v1/txs/batch?detail=compact",
+            "application/json",
+            b"{\"txs\": []}".to_vec(),
+            400,
+            "request.bad_query",
         ),
         (
             "raw batch with trailing bytes",

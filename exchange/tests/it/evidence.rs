@@ -69,7 +69,7 @@ async fn bundles_verify_offline_and_catch_every_alteration() {
         ReceiptStatus::Existing,
         "a known digest returns the existing record"
     );
-    let record: serde_json::Value = serde_json::from_str(again.result.get()).expect("the record is JSON");
+    let record: serde_json::Value = again.record().expect("the record is JSON");
     assert_eq!(record["tx_id"], r.tx_id.as_str());
     for i in 0..7u32 {
         net.client

@@ -34,8 +34,8 @@ impl StateMachine for KeyValue {
     }
 }
 
-fn raw(v: serde_json::Value) -> RecordJson {
-    serde_json::value::to_raw_value(&v).expect("JSON values serialize")
+fn raw(v: serde_json::Value) -> Record {
+    Record::new(v)
 }
 
 fn genesis(orderer: &SigningKey, name: &str) -> LedgerGenesis {
