@@ -332,7 +332,9 @@ fn parse_digest(what: &str, text: &str) -> Result<Digest, ApiError> {
         zk_nullifier,
         zk_proving_key,
         openapi
-    )
+    ),
+    // Named only by a query parameter's type, which utoipa does not collect.
+    components(schemas(ReceiptDetail))
 )]
 pub struct ApiDoc;
 
@@ -528,6 +530,7 @@ async fn submit_tx(State(s): Shared, ApiJson(req): ApiJson<SubmitTx>) -> Result<
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct BatchQuery {
     /// `full` (the default): each receipt carries its record; `compact`:
@@ -671,6 +674,7 @@ async fn get_block(State(s): Shared, ApiPath(height): ApiPath<u64>) -> Result<Js
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct StreamQuery {
     /// First height wanted (≥ 1).
@@ -727,6 +731,7 @@ async fn block_stream(State(s): Shared, ApiQuery(q): ApiQuery<StreamQuery>) -> R
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct InclusionQuery {
     /// Prove against this block's header (default: the head).
@@ -754,6 +759,7 @@ async fn inclusion_proof(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ConsistencyQuery {
     from: u64,
@@ -1070,6 +1076,7 @@ async fn take_receipt(State(s): Shared, req: Request) -> Result<Json<serde_json:
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogQuery {
     /// Entries of this grant (32 hex digits).

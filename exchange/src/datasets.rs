@@ -343,6 +343,7 @@ fn index(state: &mut Overlay<'_>, record: &DatasetRecord, delta: i64) -> Result<
 /// A catalog search. Every condition must hold. The server reads it from the
 /// query string; the client writes it there.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Words to find in titles, descriptions and tags (all of them).

@@ -443,6 +443,34 @@ async fn openapi_documents_every_route_the_server_serves() {
         "/v1/openapi.json",
     ];
     assert_eq!(documented, served.into_iter().collect());
+    // Parameters are where the server reads them: a path parameter is in the
+    // route's template (and required), everything else is the query string.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().expect("parameter name");
+                let templated = path.contains(&format!("{{{name}}}"));
+                match p["in"].as_str() {
+                    Some("path") => assert!(templated && p["required"] == true, "{method} {path}: {name}"),
+                    Some("query") => assert!(!templated, "{method} {path}: {name} is in the path"),
+                    other => panic!("{method} {path}: {name} is in {other:?}"),
+                }
+            }
+        }
+    }
+    // An optional query parameter is documented as optional.
+    let batch = &paths["/v1/txs/batch/raw"]["post"]["parameters"][0];
+    assert_eq!(
+        (batch["name"].as_str(), batch["required"].as_bool()),
+        (Some("receipts"), Some(false))
+    );
+    // Every schema reference resolves.
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for piece in text.split("\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().expect("a name");
+        assert!(schemas.contains_key(name), "dangling schema reference {name}");
+    }
     // Every documented GET route exists (answers something other than route.not_found).
     for (path, item) in paths {
         if item.get("get").is_none() {
