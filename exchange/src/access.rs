@@ -13,12 +13,12 @@
 use crate::datasets::{version_key, DatasetVersion};
 use crate::delivery::{SignedReceipt, SignedRequest, Verdict, MAX_RECEIPT_REASON};
 use crate::grants::GrantId;
-use crate::machine::{as_record, read, CF_ACCESS_INDEX, CF_ACCESS_LOG, CF_DATASET_VERSIONS, CF_PARTY_KEYS, CF_USES};
+use crate::machine::{read, CF_ACCESS_INDEX, CF_ACCESS_LOG, CF_DATASET_VERSIONS, CF_PARTY_KEYS, CF_USES};
 use crate::party::KeyBinding;
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_catalog::DatasetId;
 use liutong_core::{CreditCode, Digest, PublicKey, Timestamp};
-use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, Store, TxId};
+use liutong_ledger::{Applied, BlockContext, Overlay, Record, Rejection, Store, TxId};
 use liutong_policies::Action;
 use serde::{Deserialize, Serialize};
 
@@ -526,7 +526,7 @@ pub(crate) fn log(
     for (cf, k, v) in entry_writes(&record) {
         state.put(cf, k, v);
     }
-    Ok(Applied::Committed(as_record(&record)))
+    Ok(Applied::Committed(Record::new(record)))
 }
 
 /// One entry by delivery (first request digest), from committed state.

@@ -3,12 +3,12 @@
 //! keeps a search index over its own copy of the state, in the same write
 //! batch as the descriptors, so search needs no other service.
 
-use crate::machine::{active_signer, as_record, read, CF_CATALOG_INDEX, CF_DATASETS, CF_DATASET_VERSIONS};
+use crate::machine::{active_signer, read, CF_CATALOG_INDEX, CF_DATASETS, CF_DATASET_VERSIONS};
 use crate::party::{Party, Role};
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_catalog::{check_name, search::tokens, DatasetId, DatasetKind, Description};
 use liutong_core::{CreditCode, PublicKey, Timestamp};
-use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, Store, TxId};
+use liutong_ledger::{Applied, BlockContext, Overlay, Record, Rejection, Store, TxId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -238,7 +238,7 @@ pub(crate) fn delist(
         reason: body.reason,
     });
     put_dataset(state, &record);
-    Ok(Applied::Committed(as_record(&record)))
+    Ok(Applied::Committed(Record::new(record)))
 }
 
 /// Stores `record` as its current version: the version, the record, its postings.
@@ -246,7 +246,7 @@ fn publish_version(state: &mut Overlay<'_>, record: &DatasetRecord, id: &TxId, c
     index(state, record, 1)?;
     put_version(state, record, id, ctx);
     put_dataset(state, record);
-    Ok(Applied::Committed(as_record(record)))
+    Ok(Applied::Committed(Record::new(record.clone())))
 }
 
 fn put_dataset(state: &mut Overlay<'_>, record: &DatasetRecord) {

@@ -9,14 +9,12 @@
 //! (uses are counted by deliveries and queries).
 
 use crate::datasets::{own_listed, provider, read_dataset, DatasetStatus};
-use crate::machine::{
-    active_signer, as_record, read, read_party, CF_GRANTS, CF_GRANTS_BY_DATASET, CF_GRANTS_BY_PARTY, CF_OFFERS,
-};
+use crate::machine::{active_signer, read, read_party, CF_GRANTS, CF_GRANTS_BY_DATASET, CF_GRANTS_BY_PARTY, CF_OFFERS};
 use crate::party::{Party, PartyStatus, Role};
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_catalog::{DatasetId, DatasetKind};
 use liutong_core::{CreditCode, PublicKey, Timestamp};
-use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, Store, TxId};
+use liutong_ledger::{Applied, BlockContext, Overlay, Record, Rejection, Store, TxId};
 use liutong_policies::Terms;
 use serde::{Deserialize, Serialize};
 
@@ -297,7 +295,7 @@ pub(crate) fn add_offer(
         height: ctx.height,
     };
     put(state, CF_OFFERS, offer_key(&body.dataset, number), &record);
-    Ok(Applied::Committed(as_record(&record)))
+    Ok(Applied::Committed(Record::new(record)))
 }
 
 fn read_offer(state: &Overlay<'_>, dataset: &DatasetId, number: u32) -> Result<OfferRecord, Rejection> {
@@ -317,7 +315,7 @@ pub(crate) fn withdraw_offer(body: WithdrawOffer, signer: &PublicKey, state: &mu
     }
     offer.withdrawn = true;
     put(state, CF_OFFERS, offer_key(&body.dataset, body.offer), &offer);
-    Ok(Applied::Committed(as_record(&offer)))
+    Ok(Applied::Committed(Record::new(offer)))
 }
 
 fn event(name: &str, id: &TxId, ctx: &BlockContext, note: String) -> GrantEvent {
@@ -410,7 +408,7 @@ pub(crate) fn request(
         );
     }
     put_grant(state, &grant);
-    Ok(Applied::Committed(as_record(&grant)))
+    Ok(Applied::Committed(Record::new(grant)))
 }
 
 /// A key of the grant indexes: what the grant is listed under, then its id.
@@ -520,14 +518,14 @@ pub(crate) fn record_use(body: UseGrant, signer: &PublicKey, ctx: &BlockContext,
     crate::access::record_use(state, &body.request, &grant.id, ctx)?;
     grant.uses += 1;
     put_grant(state, &grant);
-    Ok(Applied::Committed(as_record(&grant)))
+    Ok(Applied::Committed(Record::new(grant)))
 }
 
 /// Appends `event` to the grant's history, stores it and answers with it.
 fn record(state: &mut Overlay<'_>, mut grant: GrantRecord, event: GrantEvent) -> Outcome {
     grant.history.push(event);
     put_grant(state, &grant);
-    Ok(Applied::Committed(as_record(&grant)))
+    Ok(Applied::Committed(Record::new(grant)))
 }
 
 pub(crate) fn transfer(

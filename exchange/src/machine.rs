@@ -9,7 +9,7 @@ use crate::party::*;
 use crate::{access, datasets};
 use borsh::BorshDeserialize;
 use liutong_core::{Canonical, CreditCode, PublicKey};
-use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, SignedTx, StateMachine, TxId};
+use liutong_ledger::{Applied, BlockContext, Overlay, Record, Rejection, SignedTx, StateMachine, TxId};
 
 /// Column family: credit code → borsh [`Party`].
 pub const CF_PARTIES: &str = "parties";
@@ -382,11 +382,6 @@ fn check_endpoint(endpoint: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// A transaction's answer record; rendered to JSON only if an answer shows it.
-pub(crate) fn as_record<T: serde::Serialize + Clone + Send + Sync + 'static>(value: &T) -> liutong_ledger::Record {
-    liutong_ledger::Record::new(value.clone())
-}
-
 fn register(
     body: RegisterParty,
     signer: &PublicKey,
@@ -456,7 +451,7 @@ fn register(
     };
     bind_key(state, signer, &code, true, Some(*id));
     put_party(state, &party);
-    Ok(Applied::Committed(as_record(&party)))
+    Ok(Applied::Committed(Record::new(party)))
 }
 
 fn change_standing(
@@ -508,7 +503,7 @@ fn change_standing(
         timestamp: ctx.timestamp,
     });
     put_party(state, &party);
-    Ok(Applied::Committed(as_record(&party)))
+    Ok(Applied::Committed(Record::new(party)))
 }
 
 fn rotate_keys(body: RotateKeys, mut party: Party, id: &TxId, state: &mut Overlay<'_>) -> Outcome {
@@ -549,7 +544,7 @@ fn rotate_keys(body: RotateKeys, mut party: Party, id: &TxId, state: &mut Overla
     party.profile.signing_key = body.new_signing_key;
     party.profile.encryption_key = body.new_encryption_key;
     put_party(state, &party);
-    Ok(Applied::Committed(as_record(&party)))
+    Ok(Applied::Committed(Record::new(party)))
 }
 
 fn notarize(body: Notarize, signer: &Party, id: &TxId, ctx: &BlockContext, state: &mut Overlay<'_>) -> Outcome {
@@ -564,7 +559,7 @@ fn notarize(body: Notarize, signer: &Party, id: &TxId, ctx: &BlockContext, state
         }
     }
     if let Some(existing) = read::<Notarization>(state, CF_NOTARIZATIONS, body.digest.as_bytes())? {
-        return Ok(Applied::Existing(as_record(&existing)));
+        return Ok(Applied::Existing(Record::new(existing)));
     }
     let record = Notarization {
         digest: body.digest,
@@ -583,7 +578,7 @@ fn notarize(body: Notarize, signer: &Party, id: &TxId, ctx: &BlockContext, state
         body.digest.as_bytes().to_vec(),
         record.canonical_bytes(),
     );
-    Ok(Applied::Committed(liutong_ledger::Record::new(record)))
+    Ok(Applied::Committed(Record::new(record)))
 }
 
 impl Canonical for Notarization {

@@ -19,10 +19,10 @@
 
 use crate::delivery::SignedRequest;
 use crate::grants::{GrantId, GrantRecord};
-use crate::machine::{as_record, read};
+use crate::machine::read;
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_core::{sha256_parts, Digest, EncryptionKeyPair, EncryptionPublicKey, PublicKey};
-use liutong_ledger::{Applied, BlockContext, Overlay, Rejection, TxId};
+use liutong_ledger::{Applied, BlockContext, Overlay, Record, Rejection, TxId};
 use liutong_policies::{Action, ColumnMask, Terms};
 use liutong_zk::circuit::{GrantFields, Statement};
 use liutong_zk::field::{self, FieldBytes};
@@ -666,7 +666,7 @@ pub(crate) fn use_private(
         },
     );
     crate::access::record_use(state, &digest, &GrantId::PRIVATE, ctx)?;
-    Ok(Applied::Committed(as_record(&serde_json::json!({
+    Ok(Applied::Committed(Record::new(serde_json::json!({
         "request": digest,
         "nullifier": claim.nullifier,
         "dataset": r.dataset,
