@@ -297,58 +297,112 @@ pub(crate) fn number(bits: &[Boolean<Fr>]) -> FpVar<Fr> {
     acc
 }
 
+/// A run of the circuit computed natively: the full assignment (`1`, the
+/// public inputs, then every witness variable) and, per constraint in
+/// order, the values of its A and B linear combinations. For a satisfying
+/// assignment C's value is their product, so a prover needs no
+/// matrix-vector product at all (the B side of a Poseidon S-box in a
+/// partial round is a combination of some sixty variables).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    pub full: Vec<Fr>,
+    pub a: Vec<Fr>,
+    pub b: Vec<Fr>,
+}
+
+impl Trace {
+    pub(crate) fn var(&mut self, v: Fr) {
+        self.full.push(v);
+    }
+
+    pub(crate) fn row(&mut self, a: Fr, b: Fr) {
+        self.a.push(a);
+        self.b.push(b);
+    }
+
+    /// `n` bits of `value` (each a variable and the constraint
+    /// `(1 − b)·b = 0`); answers the number they spell.
+    fn bits(&mut self, value: u64, n: usize) -> Fr {
+        let mut number = Fr::zero();
+        let mut power = Fr::one();
+        for i in 0..n {
+            let bit = Fr::from(value >> i & 1 == 1);
+            self.var(bit);
+            self.row(Fr::one() - bit, bit);
+            number += bit * power;
+            power.double_in_place();
+        }
+        number
+    }
+
+    /// An equality `(lhs − rhs)·1 = 0`.
+    fn equal(&mut self, lhs: Fr, rhs: Fr) {
+        self.row(lhs - rhs, Fr::one());
+    }
+}
+
 impl UseCircuit {
-    /// The full assignment (`1`, the public inputs, then every witness
-    /// variable) that [`UseCircuit::synthesize`] produces, computed natively:
-    /// the same values in the same order, without building the constraint
-    /// system's linear combinations (about a tenth of the time). A prover
-    /// that holds the constraint matrices needs nothing else; the tests
-    /// check it against the synthesized assignment.
+    /// The full assignment that [`UseCircuit::synthesize`] produces.
     pub fn assignment(&self) -> Vec<Fr> {
+        self.trace().full
+    }
+
+    /// The assignment and each constraint's A and B values, computed
+    /// natively: the same values in the same order as synthesis gives and
+    /// the constraint matrices multiply out to, without building the
+    /// constraint system's linear combinations (about a tenth of the time).
+    /// A prover that holds the matrices needs nothing else; the tests check
+    /// both against synthesis and the matrices.
+    pub fn trace(&self) -> Trace {
         let (s, w) = (&self.statement, &self.witness);
         let g = &w.grant;
-        // 1, the inputs and 6,010 witness variables.
-        let mut full = Vec::with_capacity(1 + PUBLIC_INPUTS + 6_010);
-        full.push(Fr::one());
-        full.extend(s.inputs());
-        let bits = |full: &mut Vec<Fr>, value: u64, n: usize| -> Fr {
-            let mut number = Fr::zero();
-            let mut power = Fr::one();
-            for i in 0..n {
-                let bit = value >> i & 1 == 1;
-                full.push(Fr::from(bit));
-                if bit {
-                    number += power;
-                }
-                power.double_in_place();
-            }
-            number
+        // 1, the inputs and 6,010 witness variables; 5,992 constraints.
+        let mut t = Trace {
+            full: Vec::with_capacity(1 + PUBLIC_INPUTS + 6_010),
+            a: Vec::with_capacity(6_000),
+            b: Vec::with_capacity(6_000),
         };
-        full.extend([w.secret, g.salt]);
-        let actions = bits(&mut full, u64::from(g.actions), ACTION_BITS as usize);
-        let m = bits(&mut full, g.max_uses, USE_BITS);
+        t.var(Fr::one());
+        t.full.extend(s.inputs());
+        t.full.extend([w.secret, g.salt]);
+        let a0 = Fr::from(g.actions & 1 == 1);
+        let a1 = Fr::from(g.actions >> 1 & 1 == 1);
+        let actions = t.bits(u64::from(g.actions), ACTION_BITS as usize);
+        let m = t.bits(g.max_uses, USE_BITS);
         let end = Fr::from(g.not_after);
-        full.push(end);
+        t.var(end);
         let packed = actions + m * Fr::from(4u64) + end * pow2(18);
-        let secret_hash = hash_witness(&[w.secret], &mut full);
-        let leaf = hash_witness(&[s.dataset, packed, s.terms, secret_hash, g.salt], &mut full);
+        let secret_hash = hash_witness(&[w.secret], &mut t);
+        let leaf = hash_witness(&[s.dataset, packed, s.terms, secret_hash, g.salt], &mut t);
         let mut cur = leaf;
         for level in 0..DEPTH {
-            let right_side = w.path.index >> level & 1 == 1;
+            let right_side = Fr::from(w.path.index >> level & 1 == 1);
             let sibling = w.path.siblings.get(level).copied().unwrap_or_default();
-            let left = if right_side { sibling } else { cur };
-            full.extend([Fr::from(right_side), sibling, left]);
-            cur = hash_witness(&[left, cur + sibling - left], &mut full);
+            let left = if right_side.is_one() { sibling } else { cur };
+            t.var(right_side);
+            t.row(Fr::one() - right_side, right_side);
+            t.var(sibling);
+            t.var(left);
+            // cond·(true − false) = result − false
+            t.row(right_side, sibling - cur);
+            cur = hash_witness(&[left, cur + sibling - left], &mut t);
         }
-        let k = bits(&mut full, w.k, USE_BITS);
+        t.equal(cur, s.root);
+        let k = t.bits(w.k, USE_BITS);
         let spare = g.max_uses.wrapping_sub(1).wrapping_sub(w.k) & MAX_USES;
-        bits(&mut full, spare, USE_BITS);
+        let spare = t.bits(spare, USE_BITS);
+        t.equal(spare, m - k - Fr::one());
+        let time = Fr::from(s.time);
         let left = g.not_after.wrapping_sub(s.time).wrapping_sub(1) & ((1 << TIME_BITS) - 1);
-        bits(&mut full, left, TIME_BITS);
-        hash_witness(&[w.secret, g.salt, k], &mut full);
-        full.push(w.escrow_randomness);
-        hash_witness(&[leaf, k, w.escrow_randomness], &mut full);
-        full
+        let left = t.bits(left, TIME_BITS);
+        t.equal(left, end - time - Fr::one());
+        t.row(Fr::from(u64::from(s.action)), a1 - a0);
+        let nullifier = hash_witness(&[w.secret, g.salt, k], &mut t);
+        t.equal(nullifier, s.nullifier);
+        t.var(w.escrow_randomness);
+        let tag = hash_witness(&[leaf, k, w.escrow_randomness], &mut t);
+        t.equal(tag, s.escrow_tag);
+        t
     }
 }
 

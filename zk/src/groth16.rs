@@ -2,7 +2,8 @@
 //! constraint matrices built once, single and batch verification, and the
 //! byte forms of keys and proofs.
 
-use crate::circuit::{Statement, UseCircuit, UseWitness, PUBLIC_INPUTS};
+use crate::circuit::{Statement, Trace, UseCircuit, UseWitness, PUBLIC_INPUTS};
+use crate::qap::{CosetReduction, Domain};
 use crate::residue::{self, Hint, HINT_BYTES};
 use crate::{msm, Bn254, Error, Fr, Result};
 use ark_bn254::{Fq12, G1Affine, G1Projective, G2Affine, G2Projective};
@@ -12,7 +13,7 @@ use ark_ff::BigInteger;
 use ark_ff::{Field, One, PrimeField, UniformRand, Zero};
 use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey};
-use ark_poly::GeneralEvaluationDomain;
+use ark_poly::{EvaluationDomain, GeneralEvaluationDomain};
 use ark_relations::r1cs::{ConstraintMatrices, ConstraintSystem, OptimizationGoal, SynthesisMode};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use rand::{CryptoRng, RngCore};
@@ -30,11 +31,13 @@ fn synthesis(e: ark_relations::r1cs::SynthesisError) -> Error {
 }
 
 /// Circuit-specific setup with randomness from `rng` (the OS generator in
-/// `liutong init`). The trapdoor lives only inside this call and is dropped
-/// with its stack frame: whoever runs it once could forge proofs had they
-/// kept it, which is the trust a single-party setup asks for.
+/// `liutong init`), for the [`CosetReduction`]. The trapdoor lives only
+/// inside this call and is dropped with its stack frame: whoever runs it
+/// once could forge proofs had they kept it, which is the trust a
+/// single-party setup asks for.
 pub fn setup<R: RngCore + CryptoRng>(rng: &mut R) -> Result<ProvingKey<Bn254>> {
-    Groth16::<Bn254>::generate_random_parameters_with_reduction(UseCircuit::blank(), rng).map_err(synthesis)
+    Groth16::<Bn254, CosetReduction>::generate_random_parameters_with_reduction(UseCircuit::blank(), rng)
+        .map_err(synthesis)
 }
 
 /// The circuit's R1CS, built once.
@@ -91,6 +94,16 @@ pub struct Prover {
     shape: Shape,
     /// Witness (aux) index ranges of the segments.
     segments: Vec<(usize, usize)>,
+    reduction: Reduction,
+}
+
+/// How the proving key's H query was made: by [`setup`] (the
+/// [`CosetReduction`]), or by arkworks' own setup, as keys were before it
+/// (`LibsnarkReduction`: the power-of-two domain and `h`'s coefficients).
+/// Both prove against the same verifying-key format.
+enum Reduction {
+    Coset(Box<Domain<Fr>>),
+    Libsnark,
 }
 
 /// A segment's contribution to a proof: a digest of its witness values and
@@ -137,6 +150,20 @@ impl Prover {
         {
             return Err(Error::MalformedKey("the proving key is not for the use circuit".into()));
         }
+        let rows = shape.num_constraints + n_in;
+        let domain = Domain::for_rows(rows).ok_or_else(|| Error::Synthesis("no domain for the circuit".into()))?;
+        let radix2 = GeneralEvaluationDomain::<Fr>::new(rows).map_or(0, |d| d.size());
+        let reduction = match pk.h_query.len() {
+            n if n == domain.size() => Reduction::Coset(Box::new(domain)),
+            n if n + 1 == radix2 => Reduction::Libsnark,
+            n => {
+                return Err(Error::MalformedKey(format!(
+                    "the proving key's H query has {n} points; the use circuit's keys have {} (or {})",
+                    domain.size(),
+                    radix2 - 1
+                )))
+            }
+        };
         let mut segments = Vec::new();
         let mut lo = 0;
         for m in marks.into_iter().chain([n_aux]) {
@@ -150,6 +177,7 @@ impl Prover {
             verifier,
             shape,
             segments,
+            reduction,
         })
     }
 
@@ -216,38 +244,41 @@ impl Prover {
         rng: &mut R,
     ) -> Result<UseProof> {
         // The native check (which names what cannot be proven) runs beside
-        // the assignment, computed natively (the values the circuit's
+        // the circuit's run, computed natively (the values the circuit's
         // synthesis would give; the matrices are already here).
-        let (checked, full) = rayon::join(
+        let (checked, trace) = rayon::join(
             || witness.check(statement),
             || {
                 UseCircuit {
                     statement: statement.clone(),
                     witness: witness.clone(),
                 }
-                .assignment()
+                .trace()
             },
         );
         checked?;
         let variables = self.shape.num_instance + self.shape.matrices.num_witness_variables;
-        if full.len() != variables {
+        if trace.full.len() != variables || trace.a.len() != self.shape.num_constraints {
             return Err(Error::Synthesis(format!(
-                "the assignment has {} variables, the circuit {variables}",
-                full.len()
+                "the native run has {} variables and {} constraints, the circuit {variables} and {}",
+                trace.full.len(),
+                trace.a.len(),
+                self.shape.num_constraints
             )));
         }
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
-        let mut proof = self.assemble(&full, r, s, cache)?;
+        let mut proof = self.assemble(&trace, Rows::Native, r, s, cache)?;
         // The proof's residue hint (see [`residue`]) exists only for a proof
         // that verifies, so finding it is also the proof's check. A cache
-        // from disk that went wrong costs a second, uncached proof, never a
-        // bad one; a proof that still does not verify comes from a proving
-        // key whose points are on the curve but not the key's (its file was
-        // altered), and is refused.
+        // from disk that went wrong costs a second proof, never a bad one:
+        // without the cache, its rows from the constraint matrices. A proof
+        // that still does not verify comes from a proving key whose points
+        // are on the curve but not the key's (its file was altered), and is
+        // refused.
         proof.1 = self.verifier.hint(statement, &proof.0);
         if proof.1.is_none() {
             *cache = ProverCache::default();
-            proof = self.assemble(&full, r, s, cache)?;
+            proof = self.assemble(&trace, Rows::Matrices, r, s, cache)?;
             proof.1 = self.verifier.hint(statement, &proof.0);
             if proof.1.is_none() {
                 *cache = ProverCache::default();
@@ -259,22 +290,32 @@ impl Prover {
         Ok(proof)
     }
 
-    /// Groth16's A, B and C from the full assignment. The H part (the
-    /// quotient's FFTs and its 8,191-point multiplication) runs beside the
-    /// witness segments' sums, which come from `cache` where a segment's
-    /// values did not change.
-    fn assemble(&self, full: &[Fr], r: Fr, s: Fr, cache: &mut ProverCache) -> Result<UseProof> {
+    /// Groth16's A, B and C from the circuit's run. The H part (the
+    /// quotient's transforms and its 6,144-point multiplication) runs beside
+    /// the witness segments' sums, which come from `cache` where a
+    /// segment's values did not change.
+    fn assemble(&self, trace: &Trace, rows: Rows, r: Fr, s: Fr, cache: &mut ProverCache) -> Result<UseProof> {
         let pk = &self.pk;
         let shape = &self.shape;
+        let full = &trace.full;
         let (h_acc, (a, b1, b2, l)) = rayon::join(
             || -> Result<G1Projective> {
-                let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
-                    &shape.matrices,
-                    shape.num_instance,
-                    shape.num_constraints,
-                    full,
-                )
-                .map_err(synthesis)?;
+                let h = match (&self.reduction, rows) {
+                    (Reduction::Coset(domain), Rows::Native) => {
+                        let c = trace.a.iter().zip(&trace.b).map(|(a, b)| *a * b).collect();
+                        domain.quotient_of(trace.a.clone(), trace.b.clone(), c, &full[..shape.num_instance])
+                    }
+                    (Reduction::Coset(domain), Rows::Matrices) => {
+                        domain.quotient(&shape.matrices, shape.num_instance, full)
+                    }
+                    (Reduction::Libsnark, _) => LibsnarkReduction::witness_map_from_matrices::<
+                        Fr,
+                        GeneralEvaluationDomain<Fr>,
+                    >(
+                        &shape.matrices, shape.num_instance, shape.num_constraints, full
+                    )
+                    .map_err(synthesis)?,
+                };
                 Ok(self.g1(Query::H, 0, &h))
             },
             || self.witness_sums(full, cache),
@@ -347,6 +388,15 @@ impl Prover {
         }
         (a, b1, b2, l)
     }
+}
+
+/// Where the quotient's row values come from: the native run's A and B
+/// (C is their product), or the constraint matrices times the assignment,
+/// the reference a second attempt falls back on.
+#[derive(Clone, Copy)]
+enum Rows {
+    Native,
+    Matrices,
 }
 
 #[derive(Clone, Copy)]
@@ -606,6 +656,11 @@ impl Verifier {
     /// one Miller loop per proof plus three and one final exponentiation.
     /// A false proof passes with probability about 2^-128. On failure the
     /// proofs are checked one by one to name the first bad one.
+    ///
+    /// Each `r_i` is drawn as `a_i + λ·b_i` from two 64-bit halves, so
+    /// `r_i·A_i` is two 64-bit multiplications sharing their doublings (see
+    /// [`msm::mul_glv_halves`]); the Miller loops run in one chunk per core,
+    /// each chunk's pairs sharing the loop's squarings.
     pub fn verify_batch<R: RngCore + CryptoRng>(
         &self,
         items: &[(Statement, UseProof)],
@@ -617,14 +672,8 @@ impl Verifier {
             [(s, p)] => return self.verify(s, p).map_err(|e| (0, e)),
             _ => {}
         }
-        let rs: Vec<Fr> = items
-            .iter()
-            .map(|_| {
-                let mut b = [0u8; 16];
-                rng.fill_bytes(&mut b);
-                Fr::from_le_bytes_mod_order(&b)
-            })
-            .collect();
+        let halves: Vec<(u64, u64)> = items.iter().map(|_| (rng.next_u64(), rng.next_u64())).collect();
+        let rs: Vec<Fr> = halves.iter().map(|(a, b)| msm::glv_scalar(*a, *b)).collect();
         let vk = &self.pvk.vk;
         // Σ r_i·IC_i = IC_0·Σ r_i + Σ_j (Σ_i r_i·x_ij)·IC_j: one MSM over the IC points.
         let mut coeffs = vec![Fr::zero(); PUBLIC_INPUTS + 1];
@@ -642,8 +691,8 @@ impl Verifier {
         // r_i·A_i and B_i's line coefficients, on every core.
         let (scaled_a, mut g2): (Vec<G1Projective>, Vec<<Bn254 as Pairing>::G2Prepared>) = items
             .par_iter()
-            .zip(&rs)
-            .map(|((_, p), r)| (p.0.a.into_group() * r, p.0.b.into()))
+            .zip(&halves)
+            .map(|((_, p), (a, b))| (msm::mul_glv_halves(&p.0.a, *a, *b), p.0.b.into()))
             .unzip();
         let mut g1: Vec<G1Affine> = G1Projective::normalize_batch(&scaled_a);
         g1.extend(G1Projective::normalize_batch(&[-alpha, ic, c]));
@@ -652,8 +701,11 @@ impl Verifier {
             self.pvk.gamma_g2_neg_pc.clone(),
             self.pvk.delta_g2_neg_pc.clone(),
         ]);
-        let ml = Bn254::multi_miller_loop(g1, g2);
-        let ok = Bn254::final_exponentiation(ml).is_some_and(|v| v.0 == <Bn254 as Pairing>::TargetField::from(1u64));
+        let pairs: Vec<(G1Affine, &<Bn254 as Pairing>::G2Prepared)> = g1.into_iter().zip(&g2).collect();
+        let chunk = pairs.len().div_ceil(rayon::current_num_threads().max(1));
+        let ml: Fq12 = pairs.par_chunks(chunk).map(|c| residue::ate_loop(c, None)).product();
+        let ok = Bn254::final_exponentiation(ark_ec::pairing::MillerLoopOutput(ml))
+            .is_some_and(|v| v.0 == <Bn254 as Pairing>::TargetField::from(1u64));
         if ok {
             return Ok(());
         }

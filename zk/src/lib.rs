@@ -5,6 +5,8 @@
 //!   the same constants);
 //! - [`tree`]: the depth-20 Poseidon Merkle tree of grant commitments;
 //! - [`circuit`]: the authorized-use statement;
+//! - [`qap`]: the reduction the keys are made for (the smallest `2^k` or
+//!   `3·2^k` domain, the quotient committed through its coset values);
 //! - [`groth16`]: circuit-specific setup, a prover that keeps the constraint
 //!   matrices, single and batch verification, key and proof encodings;
 //! - [`snarkjs`]: the same keys and proofs in snarkjs's JSON.
@@ -18,6 +20,7 @@ pub mod groth16;
 pub mod msm;
 pub mod naive;
 pub mod poseidon;
+pub mod qap;
 pub mod residue;
 pub mod snarkjs;
 pub mod tree;

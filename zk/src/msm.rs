@@ -205,6 +205,36 @@ impl<P: SWCurveConfig> WindowTable<P> {
     }
 }
 
+/// `(a + λ·b)·P` for 64-bit `a`, `b` and BN254 G1's endomorphism
+/// `φ(x, y) = (β·x, y) = λ·P`: `a·P + b·φ(P)`, both halves sharing 64
+/// doublings (a plain multiplication by the 128-bit scalar `a + λ·b`
+/// takes 128). Scalars drawn this way are as good as uniform 128-bit ones
+/// wherever only their count matters: the map `(a, b) ↦ a + λ·b` is
+/// injective on 64-bit pairs, since a collision would be a vector of the
+/// GLV lattice shorter than 2^64, whose shortest vectors are about 2^127.
+pub fn mul_glv_halves(p: &ark_bn254::G1Affine, a: u64, b: u64) -> ark_bn254::G1Projective {
+    use ark_ec::scalar_mul::glv::GLVConfig;
+    let phi = ark_bn254::g1::Config::endomorphism_affine(p);
+    let both = (p.into_group() + phi).into_affine();
+    let mut acc = ark_bn254::G1Projective::zero();
+    for i in (0..64).rev() {
+        acc.double_in_place();
+        match (a >> i & 1, b >> i & 1) {
+            (1, 1) => acc += &both,
+            (1, 0) => acc += p,
+            (0, 1) => acc += &phi,
+            _ => {}
+        }
+    }
+    acc
+}
+
+/// The scalar `a + λ·b` that [`mul_glv_halves`] multiplies by.
+pub fn glv_scalar(a: u64, b: u64) -> ark_bn254::Fr {
+    use ark_ec::scalar_mul::glv::GLVConfig;
+    ark_bn254::Fr::from(a) + ark_bn254::g1::Config::LAMBDA * ark_bn254::Fr::from(b)
+}
+
 /// Digits in `[-2^(c-1), 2^(c-1)]` with `Σ d_w·2^(c·w)` equal to the scalar.
 fn signed_digits<B: BigInteger>(s: &B, c: usize, windows: usize) -> Vec<i32> {
     let limbs = s.as_ref();
@@ -369,6 +399,7 @@ mod tests {
     use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
     use ark_ec::{CurveGroup, VariableBaseMSM};
     use ark_ff::UniformRand;
+    use ark_std::rand::Rng;
 
     fn points<G: CurveGroup>(n: usize) -> Vec<G::Affine> {
         let mut rng = ark_std::test_rng();
@@ -441,6 +472,23 @@ mod tests {
                 assert_eq!(table.mul(x), bases[0] * x, "window {c}");
             }
         }
+    }
+
+    #[test]
+    fn glv_halves_multiply_by_their_scalar() {
+        let mut rng = ark_std::test_rng();
+        let p = G1Projective::rand(&mut rng).into_affine();
+        for (a, b) in [
+            (0, 0),
+            (1, 0),
+            (0, 1),
+            (u64::MAX, u64::MAX),
+            (rng.gen(), rng.gen()),
+            (rng.gen(), 0),
+        ] {
+            assert_eq!(mul_glv_halves(&p, a, b), p * glv_scalar(a, b), "{a} {b}");
+        }
+        assert!(mul_glv_halves(&G1Affine::identity(), 5, 7).is_zero());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! its capacity element first, so absorbing the inputs and squeezing once
 //! leaves exactly that state, and the hash is its element 0.
 
+use crate::circuit::Trace;
 use crate::Fr;
 use ark_crypto_primitives::sponge::constraints::CryptographicSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::constraints::PoseidonSpongeVar;
@@ -74,12 +75,14 @@ pub fn hash_var(cs: ConstraintSystemRef<Fr>, inputs: &[FpVar<Fr>]) -> Result<FpV
 }
 
 /// circomlib's `Poseidon(n)` of `inputs` computed natively the way
-/// [`hash_var`] computes it in R1CS, appending to `witness` the values of
+/// [`hash_var`] computes it in R1CS, appending to `trace` the values of
 /// the witness variables the gadget allocates, in its order: `x²`, `x⁴`,
 /// `x⁵` for each S-box whose input is not a constant (arkworks' gadget
 /// keeps a constant constant, so the capacity element's first S-box
-/// allocates nothing). The inputs are taken as variables, as in the circuit.
-pub(crate) fn hash_witness(inputs: &[Fr], witness: &mut Vec<Fr>) -> Fr {
+/// allocates nothing), and its constraints' A and B values: `x·x = x²`,
+/// `x²·x² = x⁴`, `x⁴·x = x⁵` (its `pow_by_constant`, square and multiply).
+/// The inputs are taken as variables, as in the circuit.
+pub(crate) fn hash_witness(inputs: &[Fr], trace: &mut Trace) -> Fr {
     let p = config(inputs.len());
     // (value, is a variable); the sponge starts from constant zeros.
     let mut state: Vec<(Fr, bool)> = std::iter::once((Fr::zero(), false))
@@ -98,7 +101,10 @@ pub(crate) fn hash_witness(inputs: &[Fr], witness: &mut Vec<Fr>) -> Fr {
             let x4 = x2.square();
             let x5 = x4 * s.0;
             if s.1 {
-                witness.extend([x2, x4, x5]);
+                trace.full.extend([x2, x4, x5]);
+                trace.row(s.0, s.0);
+                trace.row(x2, x2);
+                trace.row(x4, s.0);
             }
             s.0 = x5;
         }

@@ -4,7 +4,7 @@
 use ark_ff::{One, UniformRand};
 use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem};
 use liutong_zk::circuit::{self, GrantFields, Statement, UseCircuit, UseWitness};
-use liutong_zk::groth16::{self, Prover, UseProof, Verifier};
+use liutong_zk::groth16::{self, Prover, Shape, UseProof, Verifier};
 use liutong_zk::tree::MemoryTree;
 use liutong_zk::{field, residue, Fr};
 use std::sync::OnceLock;
@@ -99,14 +99,36 @@ fn the_native_assignment_is_the_synthesized_one() {
         statement: statement(&w),
         witness: w,
     });
+    let (shape, _) = Shape::of_use_circuit().expect("shape");
+    let m = &shape.matrices;
+    let mut satisfying = 0;
+    let product = |rows: &[Vec<(Fr, usize)>], z: &[Fr]| -> Vec<Fr> {
+        rows.iter().map(|r| r.iter().map(|(c, i)| *c * z[*i]).sum()).collect()
+    };
     for (i, c) in cases.iter().enumerate() {
         let want = synthesized(c);
-        let got = c.assignment();
+        let trace = c.trace();
+        let got = &trace.full;
         assert_eq!(got.len(), want.len(), "case {i}: variable count");
         if let Some(at) = got.iter().zip(&want).position(|(a, b)| a != b) {
             panic!("case {i}: variable {at} differs");
         }
+        // Each constraint's A and B values are what the matrices give.
+        for (side, native, rows) in [("A", &trace.a, &m.a), ("B", &trace.b, &m.b)] {
+            let want = product(rows, got);
+            assert_eq!(native.len(), want.len(), "case {i}: constraint count");
+            if let Some(at) = native.iter().zip(&want).position(|(a, b)| a != b) {
+                panic!("case {i}: {side} of constraint {at} differs");
+            }
+        }
+        // And C's is their product where the witness satisfies the circuit.
+        let c_rows = product(&m.c, got);
+        let ab: Vec<Fr> = trace.a.iter().zip(&trace.b).map(|(a, b)| *a * b).collect();
+        let sat = satisfied(c.statement.clone(), c.witness.clone());
+        assert_eq!(c_rows == ab, sat, "case {i}: C against A·B");
+        satisfying += usize::from(sat);
     }
+    assert!(satisfying >= 2, "satisfying cases are among those checked");
 }
 
 #[test]
@@ -367,6 +389,45 @@ fn a_proving_key_with_altered_points_makes_no_proof() {
     let e = altered
         .prove(&statement(&w), &w, &mut rand::rngs::OsRng)
         .expect_err("no proof from an altered key");
+    assert_eq!(e.code(), "zk.malformed_key", "{e}");
+}
+
+#[test]
+fn keys_from_arkworks_own_setup_still_prove_and_others_are_refused() {
+    use ark_groth16::r1cs_to_qap::LibsnarkReduction;
+    use ark_groth16::Groth16;
+    use liutong_zk::qap::CosetReduction;
+    let mut rng = rand::rngs::OsRng;
+    let w = witness(0);
+    let s = statement(&w);
+    // A key made before the coset reduction (arkworks' libsnark one, its H
+    // query over the next power of two): our prover still proves with it.
+    let stock = Groth16::<liutong_zk::Bn254, LibsnarkReduction>::generate_random_parameters_with_reduction(
+        UseCircuit::blank(),
+        &mut rng,
+    )
+    .expect("stock setup");
+    assert_eq!(stock.h_query.len(), 8191);
+    let p = Prover::new(stock).expect("a stock key loads");
+    let proof = p.prove(&s, &w, &mut rng).expect("prove");
+    Verifier::new(p.verifying_key()).verify(&s, &proof).expect("verifies");
+    // Our keys: one H point per coset element; arkworks' own prover, given
+    // the same reduction, makes proofs that verify.
+    let ours = prover().proving_key().clone();
+    assert_eq!(ours.h_query.len(), 6144);
+    let c = UseCircuit {
+        statement: s.clone(),
+        witness: w.clone(),
+    };
+    let ark = Groth16::<liutong_zk::Bn254, CosetReduction>::create_random_proof_with_reduction(c, &ours, &mut rng)
+        .expect("arkworks proves");
+    Verifier::new(&ours.vk)
+        .verify(&s, &UseProof(ark, None))
+        .expect("arkworks' proof with the coset reduction verifies");
+    // Any other H query length is not a key for this circuit.
+    let mut short = ours;
+    short.h_query.pop();
+    let e = Prover::new(short).err().expect("refused");
     assert_eq!(e.code(), "zk.malformed_key", "{e}");
 }
 
