@@ -411,10 +411,14 @@ fn keys_from_arkworks_own_setup_still_prove_and_others_are_refused() {
     let p = Prover::new(stock).expect("a stock key loads");
     let proof = p.prove(&s, &w, &mut rng).expect("prove");
     Verifier::new(p.verifying_key()).verify(&s, &proof).expect("verifies");
-    // Our keys: one H point per coset element; arkworks' own prover, given
-    // the same reduction, makes proofs that verify.
+    // Our keys: one H point per coset element. Our prover's proofs satisfy
+    // arkworks' own verifier (the equation snarkjs checks), and arkworks'
+    // own prover, given the same reduction, makes proofs that verify.
     let ours = prover().proving_key().clone();
     assert_eq!(ours.h_query.len(), 6144);
+    let mine = prover().prove(&s, &w, &mut rng).expect("prove");
+    let pvk = ark_groth16::prepare_verifying_key(&ours.vk);
+    assert!(Groth16::<liutong_zk::Bn254>::verify_proof(&pvk, &mine.0, &s.inputs()).expect("checkable"));
     let c = UseCircuit {
         statement: s.clone(),
         witness: w.clone(),
