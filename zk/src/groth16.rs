@@ -548,7 +548,11 @@ pub fn pk_from_bytes(bytes: &[u8]) -> Result<ProvingKey<Bn254>> {
 /// window (about 1.4 MB, built in a few milliseconds).
 pub struct Verifier {
     pvk: PreparedVerifyingKey<Bn254>,
+    /// Window tables of every IC_j (IC_0's for batches, whose combination
+    /// multiplies it by the sum of their coefficients).
     inputs: Vec<msm::WindowTable<ark_bn254::g1::Config>>,
+    /// α's, for batches.
+    alpha: msm::WindowTable<ark_bn254::g1::Config>,
     /// β's line coefficients, for batch verification.
     beta: <Bn254 as Pairing>::G2Prepared,
     /// The inverse of the Miller loop of (α, β): what closes the product of
@@ -560,10 +564,12 @@ impl Verifier {
     pub fn new(vk: &VerifyingKey) -> Verifier {
         Verifier {
             pvk: ark_groth16::prepare_verifying_key(vk),
-            inputs: vk.gamma_abc_g1[1..]
+            inputs: vk
+                .gamma_abc_g1
                 .par_iter()
                 .map(|p| msm::WindowTable::new(p, 6))
                 .collect(),
+            alpha: msm::WindowTable::new(&vk.alpha_g1, 6),
             beta: vk.beta_g2.into(),
             alpha_beta_inv: Bn254::multi_miller_loop([vk.alpha_g1], [vk.beta_g2]).0.inverse(),
         }
@@ -576,7 +582,7 @@ impl Verifier {
     /// IC_0 + Σ inputs·IC_j.
     fn prepare_inputs(&self, inputs: &[Fr]) -> G1Projective {
         let mut acc = self.pvk.vk.gamma_abc_g1[0].into_group();
-        for (table, x) in self.inputs.iter().zip(inputs) {
+        for (table, x) in self.inputs.iter().skip(1).zip(inputs) {
             acc += table.mul(x);
         }
         acc
@@ -674,8 +680,7 @@ impl Verifier {
         }
         let halves: Vec<(u64, u64)> = items.iter().map(|_| (rng.next_u64(), rng.next_u64())).collect();
         let rs: Vec<Fr> = halves.iter().map(|(a, b)| msm::glv_scalar(*a, *b)).collect();
-        let vk = &self.pvk.vk;
-        // Σ r_i·IC_i = IC_0·Σ r_i + Σ_j (Σ_i r_i·x_ij)·IC_j: one MSM over the IC points.
+        // Σ r_i·IC_i = IC_0·Σ r_i + Σ_j (Σ_i r_i·x_ij)·IC_j, from the window tables.
         let mut coeffs = vec![Fr::zero(); PUBLIC_INPUTS + 1];
         for ((s, _), r) in items.iter().zip(&rs) {
             coeffs[0] += r;
@@ -683,11 +688,15 @@ impl Verifier {
                 *c += *r * x;
             }
         }
-        let ic = msm::msm(&vk.gamma_abc_g1, &coeffs);
-        let cs: Vec<G1Affine> = items.iter().map(|(_, p)| p.0.c).collect();
-        let c = msm::msm(&cs, &rs);
-        let sum_r: Fr = rs.iter().sum();
-        let alpha = vk.alpha_g1.into_group() * sum_r;
+        let ic: G1Projective = self.inputs.iter().zip(&coeffs).map(|(t, c)| t.mul(c)).sum();
+        let alpha = self.alpha.mul(&coeffs[0]);
+        // Σ r_i·C_i = Σ a_i·C_i + Σ b_i·φ(C_i): 64-bit scalars.
+        let (cs, ks): (Vec<G1Affine>, Vec<u64>) = items
+            .iter()
+            .zip(&halves)
+            .flat_map(|((_, p), (a, b))| [(p.0.c, *a), (msm::endomorphism(&p.0.c), *b)])
+            .unzip();
+        let c = msm::msm_u64(&cs, &ks);
         // r_i·A_i and B_i's line coefficients, on every core.
         let (scaled_a, mut g2): (Vec<G1Projective>, Vec<<Bn254 as Pairing>::G2Prepared>) = items
             .par_iter()

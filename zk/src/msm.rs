@@ -41,11 +41,17 @@ fn window(n: usize) -> usize {
 pub fn msm<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[P::ScalarField]) -> Projective<P> {
     let n = bases.len().min(scalars.len());
     let c = window(n);
-    msm_with(&bases[..n], scalars, c)
+    msm_with(&bases[..n], scalars, c, P::ScalarField::MODULUS_BIT_SIZE as usize)
 }
 
-fn msm_with<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[P::ScalarField], c: usize) -> Projective<P> {
-    let bits = P::ScalarField::MODULUS_BIT_SIZE as usize;
+/// The same with 64-bit scalars: a quarter of the windows.
+pub fn msm_u64<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[u64]) -> Projective<P> {
+    let n = bases.len().min(scalars.len());
+    let wide: Vec<P::ScalarField> = scalars[..n].iter().map(|k| P::ScalarField::from(*k)).collect();
+    msm_with(&bases[..n], &wide, window(n), 64)
+}
+
+fn msm_with<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[P::ScalarField], c: usize, bits: usize) -> Projective<P> {
     // One window more than the bits need: the top one holds only a carry
     // or fewer than `c` bits, so every digit fits in 2^(c-1) buckets.
     let windows = bits / c + 1;
@@ -213,8 +219,7 @@ impl<P: SWCurveConfig> WindowTable<P> {
 /// injective on 64-bit pairs, since a collision would be a vector of the
 /// GLV lattice shorter than 2^64, whose shortest vectors are about 2^127.
 pub fn mul_glv_halves(p: &ark_bn254::G1Affine, a: u64, b: u64) -> ark_bn254::G1Projective {
-    use ark_ec::scalar_mul::glv::GLVConfig;
-    let phi = ark_bn254::g1::Config::endomorphism_affine(p);
+    let phi = endomorphism(p);
     let both = (p.into_group() + phi).into_affine();
     let mut acc = ark_bn254::G1Projective::zero();
     for i in (0..64).rev() {
@@ -227,6 +232,12 @@ pub fn mul_glv_halves(p: &ark_bn254::G1Affine, a: u64, b: u64) -> ark_bn254::G1P
         }
     }
     acc
+}
+
+/// BN254 G1's endomorphism `φ(x, y) = (β·x, y)`, which is multiplication by `λ`.
+pub fn endomorphism(p: &ark_bn254::G1Affine) -> ark_bn254::G1Affine {
+    use ark_ec::scalar_mul::glv::GLVConfig;
+    ark_bn254::g1::Config::endomorphism_affine(p)
 }
 
 /// The scalar `a + λ·b` that [`mul_glv_halves`] multiplies by.
@@ -415,7 +426,7 @@ mod tests {
             let want = G1Projective::msm_unchecked(&bases, &scalars);
             assert_eq!(msm(&bases, &scalars), want, "{n} points");
             for c in 2..=12 {
-                assert_eq!(msm_with(&bases, &scalars, c), want, "{n} points, window {c}");
+                assert_eq!(msm_with(&bases, &scalars, c, 254), want, "{n} points, window {c}");
             }
         }
     }
@@ -439,7 +450,7 @@ mod tests {
         }
         let want = G1Projective::msm_unchecked(&bases, &scalars);
         for c in 2..=10 {
-            assert_eq!(msm_with(&bases, &scalars, c), want, "window {c}");
+            assert_eq!(msm_with(&bases, &scalars, c, 254), want, "window {c}");
         }
         assert!(msm(&bases[..80], &scalars[..80]).is_zero());
     }
@@ -489,6 +500,18 @@ mod tests {
             assert_eq!(mul_glv_halves(&p, a, b), p * glv_scalar(a, b), "{a} {b}");
         }
         assert!(mul_glv_halves(&G1Affine::identity(), 5, 7).is_zero());
+    }
+
+    #[test]
+    fn sixty_four_bit_scalars_agree_with_arkworks() {
+        let mut rng = ark_std::test_rng();
+        for n in [1, 2, 9, 128] {
+            let bases = points::<G1Projective>(n);
+            let ks: Vec<u64> = (0..n).map(|i| if i == 0 { u64::MAX } else { rng.gen() }).collect();
+            let wide: Vec<Fr> = ks.iter().map(|k| Fr::from(*k)).collect();
+            let want = G1Projective::msm(&bases, &wide).expect("lengths");
+            assert_eq!(msm_u64(&bases, &ks), want, "{n} points");
+        }
     }
 
     #[test]
