@@ -342,11 +342,6 @@ impl Trace {
 }
 
 impl UseCircuit {
-    /// The full assignment that [`UseCircuit::synthesize`] produces.
-    pub fn assignment(&self) -> Vec<Fr> {
-        self.trace().full
-    }
-
     /// The assignment and each constraint's A and B values, computed
     /// natively: the same values in the same order as synthesis gives and
     /// the constraint matrices multiply out to, without building the
