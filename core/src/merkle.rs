@@ -207,7 +207,9 @@ pub fn verify_consistency(
                 expected: 0,
             });
         }
-        return Ok(());
+        // Every tree extends the empty one, but only the empty tree has
+        // size 0: an old root that is not MTH({}) is no root of that size.
+        return check_root(&empty_root(), old_root);
     }
     let mut path: Vec<Digest> = path.to_vec();
     if old_size.is_power_of_two() {
@@ -440,10 +442,18 @@ mod tests {
             let new_root = mth(&leaves);
             let path = consistency_path(&m, old_size, new_size).expect("stored");
             prop_assert!(verify_consistency(old_size, new_size, &path, &old_root, &new_root).is_ok());
+            // Whatever the sizes, a wrong old or new root is refused (the
+            // empty tree's root included: size 0 has exactly one root).
+            let mut wrong_old = old_root;
+            wrong_old.0[3] ^= 0x80;
+            prop_assert!(verify_consistency(old_size, new_size, &path, &wrong_old, &new_root).is_err());
+            // (From size 0 the proof is empty and says nothing of the new tree.)
+            if old_size > 0 {
+                let mut wrong_new = new_root;
+                wrong_new.0[5] ^= 0x01;
+                prop_assert!(verify_consistency(old_size, new_size, &path, &old_root, &wrong_new).is_err());
+            }
             if old_size > 0 && old_size < new_size {
-                let mut wrong_old = old_root;
-                wrong_old.0[3] ^= 0x80;
-                prop_assert!(verify_consistency(old_size, new_size, &path, &wrong_old, &new_root).is_err());
                 let mut bad = path.clone();
                 bad[0].0[0] ^= 1;
                 prop_assert!(verify_consistency(old_size, new_size, &bad, &old_root, &new_root).is_err());

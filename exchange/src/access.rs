@@ -40,12 +40,25 @@ pub struct LogAccess {
 /// What a query served, as the provider reports it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct QueryServed {
-    /// SHA-256 of the result as sent: an Arrow IPC stream.
+    /// SHA-256 of the result as sent: an Arrow IPC stream (of the empty
+    /// string for a query that failed).
     pub result: Digest,
     pub rows: u64,
     /// What the rewrite enforced, one line per term.
     pub enforced: Vec<String>,
+    /// For a query that ran and failed: the code it failed with (one of
+    /// [`RUN_FAILURES`]). It counted as a use all the same.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
+
+/// The codes a query that ran can fail with: each is a use, logged with it.
+pub const RUN_FAILURES: [&str; 4] = [
+    "query.failed",
+    "query.timeout",
+    "query.memory_limit",
+    "query.result_too_large",
+];
 
 /// Most lines of enforcement an entry records, and their longest.
 pub const MAX_ENFORCED: usize = 32;
@@ -61,6 +74,8 @@ pub struct QueryEntry {
     /// What the provider's node enforced: columns, row filter, masks,
     /// aggregation, row cap.
     pub enforced: Vec<String>,
+    /// For a query that ran and failed: the code it failed with.
+    pub failure: Option<String>,
 }
 
 /// A signed request as JSON, for transaction views.
@@ -103,6 +118,7 @@ impl LogAccess {
                 "result": q.result,
                 "rows": q.rows,
                 "enforced": q.enforced,
+                "failure": q.failure,
             })),
             "receipt": self.receipt.as_ref().map(|s| serde_json::json!({
                 "verdict": s.receipt.verdict,
@@ -133,6 +149,8 @@ pub enum AccessOutcome {
     Acknowledged = 0,
     Disputed = 1,
     Unacknowledged = 2,
+    /// A query that ran and failed (it counted as a use; nothing was sent).
+    Failed = 3,
 }
 
 impl AccessOutcome {
@@ -141,6 +159,7 @@ impl AccessOutcome {
             AccessOutcome::Acknowledged => "acknowledged",
             AccessOutcome::Disputed => "disputed",
             AccessOutcome::Unacknowledged => "unacknowledged",
+            AccessOutcome::Failed => "failed",
         }
     }
 }
@@ -417,10 +436,25 @@ pub(crate) fn log(
                     format!("at most {MAX_ENFORCED} enforcement lines of {MAX_ENFORCED_LINE} bytes without control characters"),
                 ));
             }
+            if let Some(code) = &q.failure {
+                if !RUN_FAILURES.contains(&code.as_str()) {
+                    return Err(bad(
+                        "access.bad_entry",
+                        format!("a failed query's code is one of {}", RUN_FAILURES.join(", ")),
+                    ));
+                }
+                if body.receipt.is_some() || body.bytes != 0 || q.rows != 0 {
+                    return Err(bad(
+                        "access.bad_entry",
+                        "a failed query sent nothing: no bytes, no rows, no receipt",
+                    ));
+                }
+            }
             let entry = QueryEntry {
                 query: digest,
                 rows: q.rows,
                 enforced: q.enforced.clone(),
+                failure: q.failure.clone(),
             };
             ((q.result, body.bytes), Some(entry))
         }
@@ -453,7 +487,9 @@ pub(crate) fn log(
             })
         }
     };
+    let failed = body.query.as_ref().is_some_and(|q| q.failure.is_some());
     let (outcome, receipt) = match &body.receipt {
+        None if failed => (AccessOutcome::Failed, None),
         None => (AccessOutcome::Unacknowledged, None),
         Some(sr) => {
             let rc = &sr.receipt;

@@ -61,6 +61,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit::sql::LedgerTables>,
     /// Limits on the queries this node runs (audit SQL too).
     pub queries: crate::serve::QueryConfig,
+    /// The queries running now, in total and per caller.
+    pub limiter: Arc<crate::serve::QueryLimiter>,
 }
 
 /// Submits a transaction this node signed itself and waits for its block:
@@ -147,6 +149,8 @@ pub fn status_for(code: &str) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         "query.timeout" => StatusCode::GATEWAY_TIMEOUT,
+        "query.too_many" => StatusCode::TOO_MANY_REQUESTS,
+        "query.busy" => StatusCode::SERVICE_UNAVAILABLE,
         "party.unknown_signer"
         | "party.pending"
         | "party.rejected"
@@ -340,6 +344,7 @@ pub struct ApiDoc;
 
 /// The router with every `/v1` route and the JSON error, limit and timeout layers.
 pub fn router(state: Arc<AppState>) -> Router {
+    let limits = state.queries;
     let api = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/genesis", get(genesis))
@@ -399,7 +404,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .with_state(state);
-    api.layer(axum::middleware::from_fn(time_limit))
+    api.layer(axum::middleware::from_fn_with_state(limits, time_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -410,9 +415,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         }))
 }
 
-async fn time_limit(req: Request, next: axum::middleware::Next) -> Response {
-    // The block stream bounds its own wait below this.
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+async fn time_limit(
+    State(queries): State<crate::serve::QueryConfig>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // The block stream bounds its own wait below this. A query plans and
+    // runs within the node's query timeout each, then counts its use: its
+    // request may take longer than others, so a counted result is never
+    // cut off here.
+    let limit = match req.uri().path() {
+        "/v1/queries" | "/v1/audit/sql" => queries.request_timeout(),
+        _ => REQUEST_TIMEOUT,
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -1206,6 +1222,9 @@ async fn audit_sql(State(s): Shared, req: Request) -> Result<Response, ApiError>
     let crate::audit::AuditOp::Sql { sql } = op else {
         return Err(wrong_op("/v1/audit/sql"));
     };
+    let _turn = s
+        .limiter
+        .enter(crate::serve::QueryCaller::Key(party.profile.signing_key))?;
     let q = s.queries;
     let limits = liutong_policies::query::QueryLimits {
         memory_bytes: q.memory_bytes,

@@ -100,6 +100,7 @@ fn synthetic(
             query: sha256(b"SELECT port, count(*) FROM moves GROUP BY port"),
             rows: rng.gen_range(1..10_000),
             enforced: vec!["columns: port, moves".into()],
+            failure: None,
         }),
         private: None,
         tx_id: sha256(&[b"tx".as_slice(), &(i as u64).to_be_bytes()].concat()),

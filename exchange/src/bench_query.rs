@@ -160,7 +160,9 @@ async fn session_query(path: &Path, schema: SchemaRef, terms: &Terms, sql: &str)
         ..QueryLimits::default()
     };
     let refused = |e: liutong_policies::query::QueryRefusal| err(format!("policy session: {}: {e}", e.code));
-    let session = PolicySession::new("lineitem", table, terms, [7; 32], limits).map_err(refused)?;
+    // The offer's terms as they are: its row filter is the provider's.
+    let terms = liutong_policies::QueryTerms::of(terms, liutong_policies::RowFilters::of_offer(terms));
+    let session = PolicySession::new("lineitem", table, &terms, [7; 32], limits).map_err(refused)?;
     let planned = session.plan(sql).await.map_err(refused)?;
     let df = session
         .context()

@@ -66,6 +66,17 @@ pub enum Command {
         /// MiB of result one query may send back.
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
         query_max_result: u64,
+        /// Queries (audit SQL included) this node runs at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        query_concurrency: u64,
+        /// Queries one caller may run at once on this node (all private
+        /// requests count as one caller).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+        query_per_caller: u64,
+        /// Seconds a delivery or query result stream waits for the consumer
+        /// to read its next frame before the node cuts it.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+        stream_write_timeout: u64,
     },
     /// Manage parties: keys, registration and standing.
     #[command(subcommand)]
@@ -257,11 +268,17 @@ pub async fn run(cli: Cli) -> Result<Output> {
             query_timeout,
             query_memory,
             query_max_result,
+            query_concurrency,
+            query_per_caller,
+            stream_write_timeout,
         } => {
             let queries = crate::serve::QueryConfig {
                 timeout: std::time::Duration::from_secs(query_timeout),
                 memory_bytes: usize::try_from(query_memory << 20).unwrap_or(usize::MAX),
                 max_result_bytes: query_max_result << 20,
+                concurrent: usize::try_from(query_concurrency).unwrap_or(usize::MAX),
+                per_caller: usize::try_from(query_per_caller).unwrap_or(usize::MAX),
+                write_timeout: std::time::Duration::from_secs(stream_write_timeout),
             };
             run_node(
                 home,

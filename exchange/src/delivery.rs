@@ -135,7 +135,7 @@ impl SignedReceipt {
 }
 
 /// A request with the consumer's signing key and signature, and in private
-/// mode the Groth16 proof (bound to [`SignedRequest::claim_digest`]).
+/// mode the Groth16 proof (bound to [`SignedRequest::digest`]).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedRequest {
     pub request: DeliveryRequest,
@@ -159,12 +159,6 @@ impl SignedRequest {
         }
     }
 
-    /// SHA-256 of what is signed (domain and request): the digest a private
-    /// request's proof is bound to (the proof cannot cover itself).
-    pub fn claim_digest(&self) -> Digest {
-        sha256(&signing_bytes(&self.request))
-    }
-
     pub fn to_bytes(&self) -> Vec<u8> {
         encode_canonical(self)
     }
@@ -180,9 +174,14 @@ impl SignedRequest {
         decode_canonical("delivery request", bytes).map_err(|e| Refusal::new("delivery.malformed", e.to_string()))
     }
 
-    /// SHA-256 of the signed bytes: the request's identity everywhere.
+    /// SHA-256 of exactly what is signed (the domain and the request): the
+    /// request's identity everywhere, and what a private request's proof is
+    /// bound to. Nothing outside the signature enters it: neither the
+    /// signature's own encoding nor the unsigned `proof` field, so a
+    /// captured request cannot be replayed under another identity (a new
+    /// proof bytes, a re-encoded signature) to count a second use.
     pub fn digest(&self) -> Digest {
-        sha256(&self.to_bytes())
+        sha256(&signing_bytes(&self.request))
     }
 }
 
@@ -498,6 +497,7 @@ mod tests {
                 row_cap: None,
                 transferable: false,
             },
+            filters: liutong_policies::RowFilters::default(),
             uses: 0,
             history: vec![],
             private: None,
@@ -528,7 +528,14 @@ mod tests {
         let key = SigningKey::generate();
         let r = request(&key);
         assert_eq!(SignedRequest::from_bytes(&r.to_bytes()).expect("decodes"), r);
-        assert_eq!(r.digest(), sha256(&r.to_bytes()));
+        assert_eq!(
+            r.digest(),
+            sha256(&[REQUEST_DOMAIN, &encode_canonical(&r.request)].concat())
+        );
+        // The unsigned parts do not change a request's identity.
+        let mut with_proof = r.clone();
+        with_proof.proof = Some(vec![1, 2, 3]);
+        assert_eq!(with_proof.digest(), r.digest());
         authorize(&r, "c", &grant(), true, 1, NOW).expect("authorized");
     }
 

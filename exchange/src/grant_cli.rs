@@ -367,6 +367,9 @@ fn requested_terms(offer: &Terms, purpose: Option<String>, max_uses: Option<u64>
         not_before,
         not_after,
         max_uses,
+        // The offer's filter applies to every grant under it; the grant's
+        // own filter is what it adds (none by default).
+        row_filter: None,
         ..offer.clone()
     })
 }

@@ -15,7 +15,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_catalog::{DatasetId, DatasetKind};
 use liutong_core::{CreditCode, PublicKey, Timestamp};
 use liutong_ledger::{Applied, BlockContext, Overlay, Record, Rejection, Store, TxId};
-use liutong_policies::Terms;
+use liutong_policies::{Author, RowFilters, Terms};
 use serde::{Deserialize, Serialize};
 
 pub const MAX_REASON: usize = 500;
@@ -185,9 +185,15 @@ pub struct GrantRecord {
     #[schema(value_type = String)]
     pub holder: CreditCode,
     pub status: GrantStatus,
-    /// The requested terms until issued; then the granted ones.
+    /// The requested terms until issued; then the granted ones. Their
+    /// `row_filter` is the grant's own addition to the offer's filter.
     #[schema(value_type = Object)]
     pub terms: Terms,
+    /// The row filters queries under the grant run under, by author: the
+    /// offer's and any the provider issued the grant with (on the raw
+    /// columns), and the consumer's own (on the columns it sees).
+    #[schema(value_type = Object)]
+    pub filters: RowFilters,
     /// Uses counted so far (by deliveries and queries; private uses are
     /// counted by their nullifiers instead, unlinked to the grant).
     pub uses: u64,
@@ -255,15 +261,34 @@ fn put<T: BorshSerialize>(state: &mut Overlay<'_>, cf: &'static str, key: Vec<u8
 }
 
 /// Checks `terms` against the dataset they are for (its current schema) and
-/// the consortium's purposes.
-fn check_terms(terms: &Terms, dataset: &crate::datasets::DatasetRecord, purposes: &[String]) -> Result<(), Rejection> {
+/// the consortium's purposes; answers the schema (a table's).
+fn check_terms(
+    terms: &Terms,
+    dataset: &crate::datasets::DatasetRecord,
+    purposes: &[String],
+) -> Result<Option<arrow::datatypes::Schema>, Rejection> {
     let schema = match (&dataset.description.kind, &dataset.description.table) {
         (DatasetKind::Table, Some(shape)) => {
             Some(shape.to_arrow().map_err(|e| Rejection::new(e.code(), e.to_string()))?)
         }
         _ => None,
     };
-    terms.validate(schema.as_ref(), purposes).map_err(policy)
+    terms.validate(schema.as_ref(), purposes).map_err(policy)?;
+    Ok(schema)
+}
+
+/// A grant's row filters under `offer`, its own written by `author`
+/// (files have none: their terms allow no filter).
+fn grant_filters(
+    offer: &Terms,
+    grant: &Terms,
+    author: Author,
+    schema: Option<&arrow::datatypes::Schema>,
+) -> Result<RowFilters, Rejection> {
+    match schema {
+        Some(schema) => RowFilters::of_grant(offer, grant, author, schema).map_err(policy),
+        None => Ok(RowFilters::of_offer(offer)),
+    }
 }
 
 pub(crate) fn add_offer(
@@ -277,7 +302,9 @@ pub(crate) fn add_offer(
     let dataset = own_listed(state, &body.dataset, &party)?;
     check_terms(&body.terms, &dataset, purposes)?;
     let mut number = 1;
-    while read::<OfferRecord>(state, CF_OFFERS, &offer_key(&body.dataset, number))?.is_some() {
+    while let Some(other) = read::<OfferRecord>(state, CF_OFFERS, &offer_key(&body.dataset, number))? {
+        // Withdrawn offers too: grants made under them keep their terms.
+        body.terms.nests_with(&other.terms).map_err(policy)?;
         number += 1;
         if number > MAX_OFFERS {
             return Err(Rejection::new(
@@ -368,8 +395,9 @@ pub(crate) fn request(
             format!("offer {} is withdrawn", body.offer),
         ));
     }
-    check_terms(&body.terms, &dataset, purposes)?;
+    let schema = check_terms(&body.terms, &dataset, purposes)?;
     body.terms.within(&offer.terms).map_err(policy)?;
+    let filters = grant_filters(&offer.terms, &body.terms, Author::Consumer, schema.as_ref())?;
     if let Some(h) = &body.private {
         h.fr()?;
         crate::private::check_private_terms(&body.terms, ctx.timestamp.max(body.terms.not_before))?;
@@ -383,6 +411,7 @@ pub(crate) fn request(
         holder: party.profile.credit_code.clone(),
         status: GrantStatus::Requested,
         terms: body.terms,
+        filters,
         uses: 0,
         history: vec![event("requested", id, ctx, String::new())],
         private: body.private.map(|secret_hash| crate::private::PrivateGrant {
@@ -463,7 +492,7 @@ pub(crate) fn issue(
         ));
     }
     if let Some(terms) = body.terms {
-        check_terms(&terms, &dataset, purposes)?;
+        let schema = check_terms(&terms, &dataset, purposes)?;
         let offer = read_offer(state, &grant.dataset, grant.offer)?;
         terms.within(&offer.terms).map_err(policy)?;
         if terms.purposes != grant.terms.purposes {
@@ -472,6 +501,8 @@ pub(crate) fn issue(
                 "a grant is issued for the purpose it was requested for".to_string(),
             ));
         }
+        // The provider wrote these terms: its filter sees the raw columns.
+        grant.filters = grant_filters(&offer.terms, &terms, Author::Provider, schema.as_ref())?;
         grant.terms = terms;
     }
     grant.status = GrantStatus::Active;

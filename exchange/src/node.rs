@@ -233,6 +233,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         home: home.clone(),
         audit: Arc::new(crate::audit::sql::LedgerTables::new()),
         queries: config.queries,
+        limiter: crate::serve::QueryLimiter::new(&config.queries),
     });
     let _reaper = provider.map(|p| tokio::spawn(p.reap(state.clone())));
     // The audit service's Arrow tables, built once now rather than on the first query.

@@ -23,7 +23,7 @@ use crate::machine::read;
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_core::{sha256_parts, Digest, EncryptionKeyPair, EncryptionPublicKey, PublicKey};
 use liutong_ledger::{Applied, BlockContext, Overlay, Record, Rejection, TxId};
-use liutong_policies::{Action, ColumnMask, Terms};
+use liutong_policies::Terms;
 use liutong_zk::circuit::{GrantFields, Statement};
 use liutong_zk::field::{self, FieldBytes};
 use liutong_zk::tree::{self, NodeStore};
@@ -107,50 +107,16 @@ impl<'de> Deserialize<'de> for FieldHex {
 }
 
 /// The query-time terms a private use tells the provider (its commitment
-/// binds their digest): what the provider must enforce on a query.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct QueryTerms {
-    pub columns: Option<Vec<String>>,
-    pub row_filter: Option<String>,
-    pub masks: Vec<ColumnMask>,
-    pub min_group_size: Option<u32>,
-    pub row_cap: Option<u64>,
-}
+/// binds their digest): what the provider must enforce on a query, the
+/// grant's row filters by author included (the provider cannot look the
+/// grant or its offer up).
+pub use liutong_policies::QueryTerms;
 
-impl QueryTerms {
-    pub fn of(t: &Terms) -> QueryTerms {
-        QueryTerms {
-            columns: t.columns.clone(),
-            row_filter: t.row_filter.clone(),
-            masks: t.masks.clone(),
-            min_group_size: t.min_group_size,
-            row_cap: t.row_cap,
-        }
-    }
-
-    /// SHA-256 of the borsh bytes under a domain, reduced into the field.
-    pub fn digest(&self) -> Fr {
-        let bytes = borsh::to_vec(self).expect("borsh into a Vec cannot fail");
-        field::reduce(&sha256_parts(&[b"liutong/query-terms/v1\0", &bytes]).0)
-    }
-
-    /// Terms for the query rewrite: these, with everything else permissive
-    /// (validity, uses and action were proven).
-    pub fn to_terms(&self) -> Terms {
-        Terms {
-            purposes: Vec::new(),
-            not_before: 0,
-            not_after: None,
-            max_uses: None,
-            actions: vec![Action::Download, Action::Query],
-            columns: self.columns.clone(),
-            row_filter: self.row_filter.clone(),
-            masks: self.masks.clone(),
-            min_group_size: self.min_group_size,
-            row_cap: self.row_cap,
-            transferable: false,
-        }
-    }
+/// SHA-256 of a private grant's query terms (borsh) under a domain,
+/// reduced into the field: the commitment's `terms` field.
+pub fn terms_digest(terms: &QueryTerms) -> Fr {
+    let bytes = borsh::to_vec(terms).expect("borsh into a Vec cannot fail");
+    field::reduce(&sha256_parts(&[b"liutong/query-terms/v2\0", &bytes]).0)
 }
 
 /// What a private request claims, inside the signed request (so the proof,
@@ -390,7 +356,7 @@ pub fn grant_fields(grant: &GrantRecord, secret_hash: &FieldHex, salt: &FieldHex
         actions,
         not_after: t.not_after.map_or(0, |ms| ms / 1000),
         max_uses: t.max_uses.unwrap_or(0),
-        terms: QueryTerms::of(t).digest(),
+        terms: terms_digest(&QueryTerms::of(t, grant.filters.clone())),
         secret_hash: secret_hash.fr()?,
         salt: salt.fr()?,
     };
@@ -540,10 +506,10 @@ pub fn statement(signed: &SignedRequest, claim: &PrivateClaim) -> Result<Stateme
         dataset: field::from_short(&r.dataset.0),
         action: r.action as u8,
         time: claim.time,
-        request: field::reduce(&signed.claim_digest().0),
+        request: field::reduce(&signed.digest().0),
         nullifier: claim.nullifier.fr()?,
         escrow_tag: claim.escrow_tag.fr()?,
-        terms: claim.terms.digest(),
+        terms: terms_digest(&claim.terms),
     })
 }
 
@@ -873,7 +839,7 @@ impl PrivateUse {
                 escrow_randomness: field::random(),
             },
             auditors,
-            terms: QueryTerms::of(&grant.terms),
+            terms: QueryTerms::of(&grant.terms, grant.filters.clone()),
             cache: std::sync::Mutex::new(
                 std::fs::read(home.prover_cache_path(&grant.id))
                     .map(|b| liutong_zk::groth16::ProverCache::from_bytes(&b))

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) mod query;
-pub use query::{QueryConfig, QueryResult};
+pub use query::{QueryCaller, QueryConfig, QueryLimiter, QueryResult, QueryTurn};
 
 /// Default time a provider waits for a receipt after a delivery's last stream ended.
 pub const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -63,6 +63,9 @@ struct Pending {
     logging: bool,
     /// For a query: its result and what was enforced.
     query: Option<QueryServed>,
+    /// The resumption requests taken up so far (at most [`MAX_RESUMES`]):
+    /// each is good for one stream, also across a restart.
+    resumed_by: Vec<Digest>,
 }
 
 impl Pending {
@@ -78,6 +81,7 @@ impl Pending {
             idle_since: now,
             logging: false,
             query,
+            resumed_by: Vec::new(),
         }
     }
 }
@@ -95,6 +99,8 @@ struct PendingFile {
     idle_since: Timestamp,
     #[serde(default)]
     query: Option<QueryServed>,
+    #[serde(default)]
+    resumed_by: Vec<Digest>,
 }
 
 /// What the node needs to serve deliveries.
@@ -200,6 +206,7 @@ impl Provider {
             resumes: p.resumes,
             idle_since: p.idle_since,
             query: p.query.clone(),
+            resumed_by: p.resumed_by.clone(),
         };
         std::fs::create_dir_all(self.dir()).map_err(|e| Error::Io(format!("{}: {e}", self.dir().display())))?;
         let text = serde_json::to_string_pretty(&file).map_err(|e| Error::Io(e.to_string()))?;
@@ -252,6 +259,14 @@ impl Provider {
             )
             .into());
         }
+        let resumption = signed.digest();
+        if p.resumed_by.contains(&resumption) {
+            return Err(Refusal::new(
+                "delivery.replayed",
+                format!("resumption {resumption} of delivery {first} was already taken up; sign a new one"),
+            )
+            .into());
+        }
         if p.active > 0 {
             return Err(Refusal::new(
                 "delivery.busy",
@@ -274,6 +289,7 @@ impl Provider {
         }
         p.active += 1;
         p.resumes += 1;
+        p.resumed_by.push(resumption);
         let snapshot = p.clone();
         self.save(&snapshot)
     }
@@ -414,14 +430,35 @@ impl Provider {
         };
         authorize(signed, chain_id, &grant, holder_key, versions, now)?;
         lock(&self.nonces).admit(signed.signer, r.nonce, r.timestamp, now)?;
+        self.unused(store, signed)?;
         let version = crate::datasets::version(store, &r.dataset, r.version)?;
         Ok(Checked {
             use_of: UseOf::Grant(grant.id),
             recipient: holder.profile.encryption_key,
-            terms: grant.terms,
+            terms: liutong_policies::QueryTerms::of(&grant.terms, grant.filters),
+            // A grant id is one dataset's, so this is per dataset and grant.
             mask_salt: grant.id.0.to_vec(),
             version,
         })
+    }
+
+    /// Refuses a new delivery whose request was seen before by something
+    /// that outlives this process: a use counted on the ledger for it, or
+    /// an open delivery in the home. The nonce window is only in memory,
+    /// so after a restart these are what stop a captured request's replay.
+    fn unused(&self, store: &liutong_ledger::Store, signed: &SignedRequest) -> Result<()> {
+        if signed.request.resumes.is_some() {
+            return Ok(());
+        }
+        let digest = signed.digest();
+        if lock(&self.pending).contains_key(&digest) || access::use_of(store, &digest)?.is_some() {
+            return Err(Refusal::new(
+                "delivery.replayed",
+                format!("request {digest} was already served; sign a new one (a fresh nonce)"),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// The checks of a private request: this node serves the dataset, the
@@ -487,12 +524,18 @@ impl Provider {
         )
         .map_err(|r| Error::from(Refusal::new(crate::private::static_code(&r.code), r.message)))?;
         lock(&self.nonces).admit(signed.signer, r.nonce, r.timestamp, now)?;
+        self.unused(store, signed)?;
         let version = crate::datasets::version(store, &r.dataset, r.version)?;
+        // Per dataset and terms: the provider must not learn which grant
+        // a private use is of, so it cannot salt per grant; the dataset
+        // keeps hashed identifiers from joining across datasets.
+        let mut mask_salt = r.dataset.0.to_vec();
+        mask_salt.extend(FieldBytes::of(&crate::private::terms_digest(&claim.terms)).0);
         Ok(Checked {
             use_of: UseOf::Private,
             recipient: claim.encryption_key,
-            terms: claim.terms.to_terms(),
-            mask_salt: FieldBytes::of(&claim.terms.digest()).0.to_vec(),
+            terms: claim.terms.clone(),
+            mask_salt,
             version,
         })
     }
@@ -632,9 +675,28 @@ impl Provider {
             )
             .into());
         }
+        self.log_with(app, &delivery, Some(receipt)).await
+    }
+
+    /// Logs open delivery `delivery` now, without a receipt (a query that
+    /// failed: none will come). Answers the committed entry.
+    async fn log_now(self: &Arc<Self>, app: &Arc<AppState>, delivery: &Digest) -> Result<serde_json::Value> {
+        self.log_with(app, delivery, None).await
+    }
+
+    /// Marks open delivery `delivery` as being logged and submits its
+    /// access-log entry with `receipt`; the submission and its bookkeeping
+    /// finish even if the calling request is cancelled while the block is
+    /// made.
+    async fn log_with(
+        self: &Arc<Self>,
+        app: &Arc<AppState>,
+        delivery: &Digest,
+        receipt: Option<SignedReceipt>,
+    ) -> Result<serde_json::Value> {
         let p = {
             let mut pending = lock(&self.pending);
-            match pending.get_mut(&delivery) {
+            match pending.get_mut(delivery) {
                 Some(p) if !p.logging => {
                     p.logging = true;
                     p.clone()
@@ -642,11 +704,9 @@ impl Provider {
                 _ => return Err(Refusal::new("receipt.late", format!("delivery {delivery} is being logged")).into()),
             }
         };
-        // The submission and its bookkeeping finish even if this request is
-        // cancelled while the block is made.
-        let (me, app) = (self.clone(), app.clone());
+        let (me, app, delivery) = (self.clone(), app.clone(), *delivery);
         tokio::spawn(async move {
-            let result = me.log(&app, &p, Some(receipt)).await;
+            let result = me.log(&app, &p, receipt).await;
             me.logged(&delivery, &result);
             result
         })
@@ -725,7 +785,7 @@ impl Provider {
 
 /// What a use is counted on.
 #[derive(Clone, Copy, Debug)]
-enum UseOf {
+pub(crate) enum UseOf {
     Grant(GrantId),
     /// A private use: its proof and nullifier.
     Private,
@@ -738,7 +798,7 @@ struct Checked {
     /// private request's one-time key.
     recipient: liutong_core::EncryptionPublicKey,
     /// The terms a query runs under.
-    terms: liutong_policies::Terms,
+    terms: liutong_policies::QueryTerms,
     /// What the hash masks' salt is derived from (one per grant, or per
     /// dataset and terms for private uses).
     mask_salt: Vec<u8>,
@@ -773,6 +833,7 @@ fn read_pending(path: &Path) -> Result<Pending> {
         idle_since: f.idle_since,
         logging: false,
         query: f.query,
+        resumed_by: f.resumed_by,
     })
 }
 
@@ -885,19 +946,54 @@ fn parse_cache(bytes: &[u8], stamp: u64, size: u64) -> Option<Vec<Digest>> {
     )
 }
 
-/// The sending and receiving ends of a sealed stream.
-pub type FrameSender = tokio::sync::mpsc::Sender<std::io::Result<Bytes>>;
+/// The sending end of a sealed stream, on a blocking thread: each frame
+/// waits at most `timeout` for the connection to take it.
+pub struct FrameSender {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    runtime: tokio::runtime::Handle,
+    timeout: Duration,
+}
+
+/// The receiving end, which the connection reads.
 pub type Frames = tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>;
+
+impl FrameSender {
+    /// Sends one item, blocking this (blocking-pool) thread at most the
+    /// write timeout: a consumer that stops reading is cut off rather than
+    /// holding the thread and the stream's buffers.
+    fn send(&self, item: std::io::Result<Bytes>) -> Result<()> {
+        match self
+            .runtime
+            .block_on(tokio::time::timeout(self.timeout, self.tx.send(item)))
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Io("the consumer went away".into())),
+            Err(_) => Err(Error::Io(format!(
+                "the consumer took no frame for {} s; the stream is cut",
+                self.timeout.as_secs()
+            ))),
+        }
+    }
+}
 
 /// Runs `send` on a blocking thread, at most [`IN_FLIGHT`] frames ahead of
 /// the connection; an error ends the stream with it (the consumer sees a
 /// cut stream, the node logs why).
-fn spawn_stream(what: &'static str, send: impl FnOnce(&FrameSender) -> Result<()> + Send + 'static) -> Frames {
+fn spawn_stream(
+    what: &'static str,
+    timeout: Duration,
+    send: impl FnOnce(&FrameSender) -> Result<()> + Send + 'static,
+) -> Frames {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    let sender = FrameSender {
+        tx,
+        runtime: tokio::runtime::Handle::current(),
+        timeout,
+    };
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = send(&tx) {
+        if let Err(e) = send(&sender) {
             tracing::warn!(error = %e, "{what} stream ended early");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            let _ = sender.tx.try_send(Err(std::io::Error::other(e.to_string())));
         }
     });
     rx
@@ -907,8 +1003,7 @@ fn spawn_stream(what: &'static str, send: impl FnOnce(&FrameSender) -> Result<()
 fn send_head(tx: &FrameSender, header: &SignedHeader) -> Result<()> {
     let mut head = STREAM_MAGIC.to_vec();
     head.extend(encode_canonical(header));
-    tx.blocking_send(Ok(Bytes::from(head)))
-        .map_err(|_| Error::Io("the consumer went away".into()))
+    tx.send(Ok(Bytes::from(head)))
 }
 
 /// A stream being served; when it goes (sent, failed or never started),
@@ -941,12 +1036,12 @@ impl Delivery {
     /// produced on a blocking thread a few frames ahead of the connection.
     /// A consumer that goes away stops the reader.
     pub fn into_stream(mut self) -> Frames {
-        spawn_stream("delivery", move |tx| self.send_frames(tx))
+        let timeout = self.active.provider.queries.write_timeout;
+        spawn_stream("delivery", timeout, move |tx| self.send_frames(tx))
     }
 
     /// Sends every frame, recording progress as it goes.
     fn send_frames(&mut self, tx: &FrameSender) -> Result<()> {
-        let gone = || Error::Io("the consumer went away".into());
         send_head(tx, &self.header)?;
         let chunks = self.commitment.chunks();
         let cs = u64::from(self.commitment.chunk_size);
@@ -954,8 +1049,7 @@ impl Delivery {
         let list: Vec<u8> = self.hashes.iter().flat_map(|h| h.as_bytes().to_vec()).collect();
         let only = self.from_chunk == chunks;
         let list_len = list.len() as u64;
-        tx.blocking_send(Ok(Bytes::from(frame(&self.sealer.seal(0, only, &list)?))))
-            .map_err(|_| gone())?;
+        tx.send(Ok(Bytes::from(frame(&self.sealer.seal(0, only, &list)?))))?;
         let mut served = (self.from_chunk * cs).min(size);
         let (provider, delivery) = (self.active.provider.clone(), self.active.delivery);
         provider.progress(&delivery, served, list_len);
@@ -983,7 +1077,7 @@ impl Delivery {
                 buf,
                 pool: provider.frames.clone(),
             };
-            tx.blocking_send(Ok(Bytes::from_owner(lent))).map_err(|_| gone())?;
+            tx.send(Ok(Bytes::from_owner(lent)))?;
             served += want as u64;
             provider.progress(&delivery, served, want as u64);
             self.active.served_to = served;

@@ -10,12 +10,13 @@
 //! what a query can enforce.
 
 mod filter;
+pub mod functions;
 pub mod odrl;
 pub mod query;
 mod terms;
 
-pub use filter::{check_row_filter, ALLOWED_FUNCTIONS, MAX_FILTER};
-pub use terms::{evaluate, Action, ColumnMask, DateUnit, Denial, Mask, Terms, Use, DEFAULT_PURPOSES};
+pub use filter::{check_row_filter, Author, RowFilters, ALLOWED_FUNCTIONS, MAX_FILTER};
+pub use terms::{evaluate, Action, ColumnMask, DateUnit, Denial, Mask, QueryTerms, Terms, Use, DEFAULT_PURPOSES};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -30,6 +31,8 @@ pub enum Error {
     UnknownColumn(String),
     #[error("row filter refused: {0}")]
     BadFilter(String),
+    #[error("row filter refused: {0}")]
+    HiddenColumn(String),
     #[error("masking refused: {0}")]
     BadMask(String),
     #[error("wider than the offer: {0}")]
@@ -47,6 +50,7 @@ impl Error {
             Error::UnknownPurpose(_) => "policy.unknown_purpose",
             Error::UnknownColumn(_) => "policy.unknown_column",
             Error::BadFilter(_) => "policy.bad_filter",
+            Error::HiddenColumn(_) => "policy.hidden_column",
             Error::BadMask(_) => "policy.bad_mask",
             Error::WiderThanOffer(_) => "policy.wider_than_offer",
             Error::BadOdrl(_) => "policy.odrl_invalid",

@@ -34,9 +34,10 @@
 //! input overflows a stack, there or later in the optimizer and executor on
 //! the caller's thread.
 
-use crate::Terms;
+use crate::terms::{allowed_fields, visible_schema};
+use crate::QueryTerms;
 use arrow::array::{Array, ArrayRef, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -115,20 +116,6 @@ pub const AGGREGATE_ONLY_FUNCTIONS: [&str; 20] = [
     "approx_median",
 ];
 
-/// Scalar functions whose output size an argument sets (a list of a
-/// billion numbers, a string repeated a billion times): their values are
-/// allocated outside DataFusion's memory pool, so a query could exhaust the
-/// node before any limit applied.
-pub const AMPLIFYING_FUNCTIONS: [&str; 7] = [
-    "range",
-    "generate_series",
-    "repeat",
-    "array_repeat",
-    "lpad",
-    "rpad",
-    "array_resize",
-];
-
 /// Why a query is refused; `code` is stable, `message` names the reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -177,7 +164,7 @@ pub struct PolicySession {
     ctx: SessionContext,
     name: String,
     table: Arc<dyn TableProvider>,
-    terms: Terms,
+    terms: QueryTerms,
     salt: [u8; 32],
 }
 
@@ -189,14 +176,18 @@ impl PolicySession {
     pub fn new(
         name: &str,
         table: Arc<dyn TableProvider>,
-        terms: &Terms,
+        terms: &QueryTerms,
         salt: [u8; 32],
         limits: QueryLimits,
     ) -> Result<PolicySession, QueryRefusal> {
         let internal = |e: DataFusionError| refuse("query.internal", first_line(&e.to_string()));
         let ctx = read_only_context(limits, Some(Arc::new(PolicyPlanner)))?;
         // The consumer's view: allowed columns only, masked ones at their masked type.
-        let view = Arc::new(EmptyTable::new(Arc::new(visible_schema(&table.schema(), terms)?)));
+        let visible = visible_schema(&table.schema(), terms.columns.as_deref(), &terms.masks);
+        if visible.fields().is_empty() {
+            return Err(refuse("query.bad_terms", "the grant allows no column of this table"));
+        }
+        let view = Arc::new(EmptyTable::new(Arc::new(visible)));
         ctx.register_table(TableReference::bare(name), view).map_err(internal)?;
         Ok(PolicySession {
             ctx,
@@ -238,6 +229,7 @@ impl PolicySession {
             .map_err(|e| self.planning_refusal(e))?;
         let name = TableReference::bare(self.name.as_str());
         check_nodes(&plan, &|t| *t == name, &self.name)?;
+        crate::functions::check_sizes(&plan)?;
         let mut enforced = Enforced::new();
         let plan = match self.terms.min_group_size {
             Some(k) => {
@@ -250,9 +242,14 @@ impl PolicySession {
         enforced.splice(0..0, scan_terms);
         let plan = match self.terms.row_cap {
             Some(cap) => {
-                enforced.push(format!("row cap: at most {cap} rows"));
+                let limit = row_cap_limit(&plan, &name, cap)?;
+                enforced.push(if limit == cap {
+                    format!("row cap: at most {cap} rows")
+                } else {
+                    format!("row cap: at most {cap} rows of the table, {limit} result rows (each result row can carry one row of each of the query's reads of the table)")
+                });
                 LogicalPlanBuilder::from(plan)
-                    .limit(0, Some(usize::try_from(cap).unwrap_or(usize::MAX)))
+                    .limit(0, Some(usize::try_from(limit).unwrap_or(usize::MAX)))
                     .and_then(LogicalPlanBuilder::build)
                     .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?
             }
@@ -293,19 +290,16 @@ impl PolicySession {
         let name = TableReference::bare(self.name.as_str());
         let mut b =
             LogicalPlanBuilder::scan(name.clone(), provider_as_source(self.table.clone()), None).map_err(internal)?;
-        if let Some(filter) = &terms.row_filter {
-            let schema = b.schema().clone();
-            let expr = self.ctx.parse_sql_expr(filter, &schema).map_err(|e| {
-                refuse(
-                    "query.bad_terms",
-                    format!("the grant's row filter: {}", first_line(&e.to_string())),
-                )
-            })?;
-            b = b.filter(expr).map_err(internal)?;
-            enforced.push(format!("row filter: {filter}"));
+        // The provider's filters, on the raw columns, each planned on its
+        // own and joined as expressions.
+        if let Some(filter) = self.filters(&terms.filters.provider, b.schema())? {
+            b = b.filter(filter).map_err(internal)?;
+            for f in &terms.filters.provider {
+                enforced.push(format!("row filter: {f}"));
+            }
         }
         let full = self.table.schema();
-        let allowed = allowed_fields(&full, terms);
+        let allowed = allowed_fields(&full, terms.columns.as_deref());
         let restricts = allowed.len() < full.fields().len();
         if restricts {
             let names: Vec<&str> = allowed.iter().map(|f| f.name().as_str()).collect();
@@ -327,16 +321,36 @@ impl PolicySession {
             b = b.project(exprs).map_err(internal)?;
         }
         let mut plan = b.build().map_err(internal)?;
-        if terms.row_filter.is_some() || !terms.masks.is_empty() {
+        if !terms.filters.provider.is_empty() || !terms.masks.is_empty() {
             plan = LogicalPlan::Extension(Extension {
                 node: Arc::new(PolicyBoundary::new(plan)),
             });
         }
-        let plan = LogicalPlanBuilder::from(plan)
-            .alias(name)
-            .and_then(LogicalPlanBuilder::build)
-            .map_err(internal)?;
+        // The consumer's own filters, above the boundary: on the values it
+        // sees, like any predicate of its query.
+        let mut b = LogicalPlanBuilder::from(plan);
+        if let Some(filter) = self.filters(&terms.filters.consumer, b.schema())? {
+            b = b.filter(filter).map_err(internal)?;
+            for f in &terms.filters.consumer {
+                enforced.push(format!("row filter (the consumer's): {f}"));
+            }
+        }
+        let plan = b.alias(name).and_then(LogicalPlanBuilder::build).map_err(internal)?;
         Ok((plan, enforced))
+    }
+
+    /// `filters` planned over `schema` and joined with AND (`None` for none).
+    fn filters(&self, filters: &[String], schema: &DFSchemaRef) -> Result<Option<Expr>, QueryRefusal> {
+        let mut planned = Vec::with_capacity(filters.len());
+        for f in filters {
+            planned.push(self.ctx.parse_sql_expr(f, schema).map_err(|e| {
+                refuse(
+                    "query.bad_terms",
+                    format!("the grant's row filter: {}", first_line(&e.to_string())),
+                )
+            })?);
+        }
+        Ok(datafusion::logical_expr::utils::conjunction(planned))
     }
 
     /// A planning error as the consumer should read it: a forbidden column
@@ -352,14 +366,18 @@ impl PolicySession {
                 .fields()
                 .iter()
                 .find(|f| f.name() == wanted || f.name().eq_ignore_ascii_case(wanted))
-                .filter(|f| !allowed_fields(&full, &self.terms).iter().any(|a| a.name() == f.name()));
+                .filter(|f| {
+                    !allowed_fields(&full, self.terms.columns.as_deref())
+                        .iter()
+                        .any(|a| a.name() == f.name())
+                });
             return match hidden {
                 Some(f) => refuse(
                     "query.forbidden_column",
                     format!(
                         "column {:?} is outside the grant's columns (allowed: {})",
                         f.name(),
-                        allowed_fields(&full, &self.terms)
+                        allowed_fields(&full, self.terms.columns.as_deref())
                             .iter()
                             .map(|f| f.name().as_str())
                             .collect::<Vec<_>>()
@@ -492,6 +510,7 @@ impl ReadOnlySession {
                 && self.names.iter().any(|n| n == t.table())
         };
         check_nodes(&plan, &readable, &listed)?;
+        crate::functions::check_sizes(&plan)?;
         Ok(plan)
     }
 }
@@ -727,17 +746,14 @@ fn check_nodes(
                     refusal = Some(refuse("query.not_allowed", format!("parameter {} has no value", p.id)));
                     return Ok(TreeNodeRecursion::Stop);
                 }
-                if let Expr::ScalarFunction(f) = e {
-                    if AMPLIFYING_FUNCTIONS.contains(&f.func.name()) {
-                        refusal = Some(refuse(
-                            "query.not_allowed",
-                            format!(
-                                "{}() builds values of any size from a small input; it is not allowed in a query",
-                                f.func.name()
-                            ),
-                        ));
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
+                if let Some((kind, name)) = crate::functions::disallowed(e) {
+                    refusal = Some(refuse(
+                        "query.unknown_function",
+                        format!(
+                            "{kind} {name} is not one a query may call (see the README's list of functions; no functions that build values of any size from a small input, read files or name the node)"
+                        ),
+                    ));
+                    return Ok(TreeNodeRecursion::Stop);
                 }
                 Ok(TreeNodeRecursion::Continue)
             })?;
@@ -750,6 +766,54 @@ fn check_nodes(
     })
     .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?;
     refusal.map_or(Ok(()), Err)
+}
+
+/// The row limit a row cap of `cap` puts on `plan`: the cap divided by
+/// how many times the query reads the table (a self-join's row carries a
+/// row of each side, a correlated subquery's value another row), after
+/// refusing aggregates that pack many rows into one value.
+fn row_cap_limit(plan: &LogicalPlan, table: &TableReference, cap: u64) -> Result<u64, QueryRefusal> {
+    let mut scans = 0u64;
+    let mut collecting = None;
+    plan.apply_with_subqueries(|node| {
+        if matches!(node, LogicalPlan::TableScan(s) if &s.table_name == table) {
+            scans += 1;
+        }
+        for e in node.expressions() {
+            e.apply(|e| {
+                let name = match e {
+                    Expr::AggregateFunction(f) => f.func.name().to_ascii_lowercase(),
+                    Expr::WindowFunction(w) => w.fun.name().to_ascii_lowercase(),
+                    _ => return Ok(TreeNodeRecursion::Continue),
+                };
+                if crate::functions::COLLECTING_AGGREGATES.contains(&name.as_str()) {
+                    collecting = Some(name);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if collecting.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })
+    .map_err(|e| refuse("query.internal", first_line(&e.to_string())))?;
+    if let Some(name) = collecting {
+        return Err(refuse(
+            "query.aggregate_not_allowed",
+            format!("{name} packs many rows into one value, which a row cap of {cap} cannot count; it is not allowed under a row cap"),
+        ));
+    }
+    let limit = cap / scans.max(1);
+    if limit == 0 {
+        return Err(refuse(
+            "query.row_cap",
+            format!("the query reads the table {scans} times; under a row cap of {cap} each result row counts once per read, so no row could be returned"),
+        ));
+    }
+    Ok(limit)
 }
 
 /// Checks an aggregate-only query and adds the group-size suppression.
@@ -809,6 +873,12 @@ fn aggregate_only(plan: LogicalPlan, name: &str, k: u32) -> Result<LogicalPlan, 
             // computed argument, a FILTER clause or a computed column below
             // the aggregation could single out one row of a group
             // (`max(CASE WHEN id = 7 THEN salary END)`).
+            if let Some(why) = singling_out(&agg.group_expr, &agg.input) {
+                return Err(DataFusionError::External(Box::new(refuse(
+                    "query.aggregate_not_allowed",
+                    format!("under an aggregate-only grant, groups are formed by columns as they are over all the rows the query selects: {why}"),
+                ))));
+            }
             if let Some(why) = computed_input(&agg.aggr_expr, &agg.input) {
                 return Err(DataFusionError::External(Box::new(refuse(
                     "query.aggregate_not_allowed",
@@ -877,6 +947,41 @@ fn aggregate_only(plan: LogicalPlan, name: &str, k: u32) -> Result<LogicalPlan, 
     Ok(rewritten.data)
 }
 
+/// Why an aggregate-only aggregation's groups could single rows out, if
+/// they could: a computed grouping key (`GROUP BY id = 7` puts one row in
+/// a group of its own and the rest in another, whose total differs from
+/// the whole by that row), several groupings at once (ROLLUP, CUBE,
+/// GROUPING SETS: one grouping's groups minus another's), or a sort,
+/// limit or offset below the aggregation (two windows of the rows that
+/// differ by one row show it).
+fn singling_out(group: &[Expr], input: &LogicalPlan) -> Option<String> {
+    for g in group {
+        match g.clone().unalias() {
+            Expr::Column(_) => {}
+            Expr::GroupingSet(_) => return Some("ROLLUP, CUBE and GROUPING SETS are not allowed".into()),
+            other => {
+                return Some(format!(
+                    "{other} is a computed grouping key (group by a column; ask the provider for a coarser mask to group more coarsely)"
+                ))
+            }
+        }
+    }
+    let mut why = None;
+    let _ = input.apply(|n| {
+        why = match n {
+            LogicalPlan::Sort(_) => Some("ORDER BY below the aggregation is not allowed".to_string()),
+            LogicalPlan::Limit(_) => Some("LIMIT or OFFSET below the aggregation is not allowed".to_string()),
+            _ => None,
+        };
+        Ok(if why.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    why
+}
+
 /// Why an aggregate-only aggregation computes on rows before it
 /// aggregates, if it does: an aggregate whose argument is not a column or a
 /// literal, one with a FILTER clause, or a projection between the scan and
@@ -924,38 +1029,6 @@ fn reads(plan: &LogicalPlan, table: &TableReference) -> bool {
         Ok(TreeNodeRecursion::Continue)
     });
     hit
-}
-
-/// The columns a grant lets a query see, in table order.
-fn allowed_fields(schema: &Schema, terms: &Terms) -> Vec<Arc<Field>> {
-    schema
-        .fields()
-        .iter()
-        .filter(|f| terms.columns.as_ref().is_none_or(|c| c.contains(f.name())))
-        .cloned()
-        .collect()
-}
-
-/// The table as the consumer plans against it.
-fn visible_schema(schema: &Schema, terms: &Terms) -> Result<Schema, QueryRefusal> {
-    let fields: Vec<Field> = allowed_fields(schema, terms)
-        .iter()
-        .map(|f| match terms.masks.iter().find(|m| &m.column == f.name()) {
-            Some(m) => Field::new(f.name(), masked_type(&m.mask, f.data_type()), true),
-            None => f.as_ref().clone(),
-        })
-        .collect();
-    if fields.is_empty() {
-        return Err(refuse("query.bad_terms", "the grant allows no column of this table"));
-    }
-    Ok(Schema::new(fields))
-}
-
-fn masked_type(mask: &crate::Mask, ty: &DataType) -> DataType {
-    match mask {
-        crate::Mask::Hash => DataType::Utf8,
-        _ => ty.clone(),
-    }
 }
 
 fn describe_mask(mask: &crate::Mask) -> String {
@@ -1232,6 +1305,54 @@ impl ExecutionPlan for BoundaryExec {
     ) -> datafusion::common::Result<SendableRecordBatchStream> {
         self.input.execute(partition, context)
     }
+}
+
+/// An error while a planned query ran, as the consumer may see it: a
+/// stable code and the kind of failure, never a value. DataFusion's and
+/// Arrow's messages quote the values they fail on (a cast of a hidden
+/// value, a masked value in clear, a `string_agg` of the whole view);
+/// the caller logs the error itself on the provider's side.
+pub fn run_failure(e: &DataFusionError) -> QueryRefusal {
+    use arrow::error::ArrowError;
+    let root = e.find_root();
+    if matches!(root, DataFusionError::ResourcesExhausted(_)) {
+        return refuse(
+            "query.memory_limit",
+            "the query needs more memory than this node allows a query",
+        );
+    }
+    let what = match root {
+        DataFusionError::ArrowError(a, _) => match a.as_ref() {
+            ArrowError::CastError(_) | ArrowError::ParseError(_) => "a value could not be cast to the type asked for",
+            ArrowError::DivideByZero => "a division by zero",
+            ArrowError::ArithmeticOverflow(_) => "an arithmetic overflow",
+            ArrowError::MemoryError(_) => {
+                return refuse(
+                    "query.memory_limit",
+                    "the query needs more memory than this node allows a query",
+                )
+            }
+            _ => "a function could not compute a value",
+        },
+        other => {
+            // Execution errors carry their kind only in their text: look
+            // for it, and show none of the text.
+            let text = other.to_string().to_ascii_lowercase();
+            if text.contains("cast") || text.contains("parse") {
+                "a value could not be cast to the type asked for"
+            } else if text.contains("divide by zero") || text.contains("division by zero") {
+                "a division by zero"
+            } else if text.contains("overflow") {
+                "an arithmetic overflow"
+            } else {
+                "a function could not compute a value"
+            }
+        }
+    };
+    refuse(
+        "query.failed",
+        format!("the query failed while it ran: {what} (the provider's node logged the detail)"),
+    )
 }
 
 /// Schema of a plan's output as Arrow.

@@ -3,7 +3,7 @@
 
 use crate::filter::check_row_filter;
 use crate::{Error, Result};
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 use borsh::{BorshDeserialize, BorshSerialize};
 use liutong_core::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -83,12 +83,42 @@ impl Mask {
         }
     }
 
-    /// True when `self` hides at least what `other` hides.
+    /// True when `self` hides at least what `other` hides, also when a
+    /// holder sees the column under both: buckets of a multiple of the
+    /// other's width (a coarser width that is not a multiple would cut the
+    /// other's buckets, and the two together would show finer ones), fewer
+    /// characters kept (prefixes nest), a longer date unit (units nest).
     fn at_least(&self, other: &Mask) -> bool {
-        let (a, b) = (self.strength(), other.strength());
-        match (a.0, b.0) {
-            (1, 1) => std::mem::discriminant(self) == std::mem::discriminant(other) && a.1 >= b.1,
-            _ => a.0 >= b.0,
+        match (self, other) {
+            (Mask::Generalize { width: a }, Mask::Generalize { width: b }) => *b > 0 && a % b == 0,
+            _ => {
+                let (a, b) = (self.strength(), other.strength());
+                match (a.0, b.0) {
+                    (1, 1) => std::mem::discriminant(self) == std::mem::discriminant(other) && a.1 >= b.1,
+                    _ => a.0 >= b.0,
+                }
+            }
+        }
+    }
+
+    /// True when what one holder may see under `self` and under `other`
+    /// (two offers on one dataset) together is no finer than under the
+    /// finer of the two: their buckets nest. Only generalization can fail
+    /// this (widths 10 and 15 together show buckets of 5); prefixes and
+    /// date units always nest, and other mask pairs hide at least as much
+    /// as the weaker one alone.
+    fn nests_with(&self, other: &Mask) -> bool {
+        match (self, other) {
+            (Mask::Generalize { width: a }, Mask::Generalize { width: b }) => a % b == 0 || b % a == 0,
+            _ => true,
+        }
+    }
+
+    /// The type of a column's values once masked.
+    pub(crate) fn masked_type(&self, ty: &DataType) -> DataType {
+        match self {
+            Mask::Hash => DataType::Utf8,
+            _ => ty.clone(),
         }
     }
 
@@ -274,26 +304,20 @@ impl Terms {
                 }
             }
         }
-        if let Some(f) = &offer.row_filter {
-            // The offer's filter must hold as written; a grant may add its own with AND.
-            let narrowed = self
-                .row_filter
-                .as_deref()
-                .is_some_and(|g| g == f || g.starts_with(&format!("({f}) AND ")));
-            if !narrowed {
-                return wider(format!(
-                    "the grant's row filter must be the offer's ({f}), or ({f}) AND …"
-                ));
-            }
-        }
+        // No row filter rule: the offer's filter always applies (a grant's
+        // filters are the offer's and its own, joined as expressions, see
+        // `RowFilters::of_grant`), so a grant's own filter can only narrow.
         for om in &offer.masks {
             match self.masks.iter().find(|m| m.column == om.column) {
                 Some(m) if m.mask.at_least(&om.mask) => {}
                 _ => {
-                    return wider(format!(
-                        "column {:?} must be masked at least as {:?}",
-                        om.column, om.mask
-                    ))
+                    return wider(match om.mask {
+                        Mask::Generalize { width } => format!(
+                            "column {:?} must be masked at least as {:?} (buckets of a multiple of {width})",
+                            om.column, om.mask
+                        ),
+                        _ => format!("column {:?} must be masked at least as {:?}", om.column, om.mask),
+                    })
                 }
             }
         }
@@ -312,6 +336,82 @@ impl Terms {
         }
         Ok(())
     }
+}
+
+impl Terms {
+    /// Checks that this offer's masks nest with `other`'s, another offer
+    /// on the same dataset: a consumer may hold grants under both, and the
+    /// two views together must show no finer buckets than one of them
+    /// allows. The error names the column.
+    pub fn nests_with(&self, other: &Terms) -> Result<()> {
+        for m in &self.masks {
+            if let Some(o) = other.masks.iter().find(|o| o.column == m.column) {
+                if !m.mask.nests_with(&o.mask) {
+                    return Err(Error::BadMask(format!(
+                        "column {:?}: {:?} does not nest with {:?} in another offer on this dataset (one width must be a multiple of the other, or the two views together show finer buckets)",
+                        m.column, m.mask, o.mask
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a query runs under: the query-time part of a grant's terms (or an
+/// offer's), with its row filters by author. A private use's commitment
+/// binds these (their digest), since the provider cannot look the grant up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryTerms {
+    /// Columns a query may see; `None`: all of them.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    #[serde(default)]
+    pub filters: crate::RowFilters,
+    #[serde(default)]
+    pub masks: Vec<ColumnMask>,
+    #[serde(default)]
+    pub min_group_size: Option<u32>,
+    #[serde(default)]
+    pub row_cap: Option<u64>,
+}
+
+impl QueryTerms {
+    /// `terms`' query terms with `filters` (the grant's, by author).
+    pub fn of(terms: &Terms, filters: crate::RowFilters) -> QueryTerms {
+        QueryTerms {
+            columns: terms.columns.clone(),
+            filters,
+            masks: terms.masks.clone(),
+            min_group_size: terms.min_group_size,
+            row_cap: terms.row_cap,
+        }
+    }
+}
+
+/// The columns `columns` (`None`: all) lets a query see, in table order.
+pub(crate) fn allowed_fields(schema: &Schema, columns: Option<&[String]>) -> Vec<std::sync::Arc<Field>> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
+        .cloned()
+        .collect()
+}
+
+/// The table as a consumer sees it: the allowed columns, in table order,
+/// masked ones at their masked type (nullable: a redacted value is null).
+pub(crate) fn visible_schema(schema: &Schema, columns: Option<&[String]>, masks: &[ColumnMask]) -> Schema {
+    Schema::new(
+        allowed_fields(schema, columns)
+            .iter()
+            .map(|f| match masks.iter().find(|m| &m.column == f.name()) {
+                Some(m) => Field::new(f.name(), m.mask.masked_type(f.data_type()), true),
+                None => f.as_ref().clone(),
+            })
+            .collect::<Vec<Field>>(),
+    )
 }
 
 fn sorted_unique<T: Ord>(items: &[T]) -> Option<()> {
@@ -443,10 +543,6 @@ mod tests {
                 Box::new(|t| t.actions = vec![Action::Download, Action::Query]),
             ),
             ("every column", Box::new(|t| t.columns = None)),
-            (
-                "row filter",
-                Box::new(|t| t.row_filter = Some("port = 'Yangshan'".into())),
-            ),
             ("masked", Box::new(|t| t.masks = vec![])),
             ("masked", Box::new(|t| t.masks[0].mask = Mask::Truncate { keep: 3 })),
             ("caps", Box::new(|t| t.row_cap = None)),
@@ -459,6 +555,69 @@ mod tests {
             assert_eq!(e.code(), "policy.wider_than_offer", "{word}");
             assert!(e.to_string().contains(word), "{word}: {e}");
         }
+    }
+
+    /// A grant's own row filter is no longer compared with the offer's as
+    /// text: the offer's always applies, so any filter of the grant's
+    /// narrows (`RowFilters::of_grant` decides what it may name).
+    #[test]
+    fn a_grant_filter_never_widens_the_offer() {
+        for f in ["port = 'Yangshan'", "(teu > 0) AND false OR true", "true"] {
+            let g = Terms {
+                row_filter: Some(f.into()),
+                ..grant()
+            };
+            assert_eq!(g.within(&offer()), Ok(()), "{f}");
+        }
+    }
+
+    fn generalized(width: u64) -> Vec<ColumnMask> {
+        vec![ColumnMask {
+            column: "teu".into(),
+            mask: Mask::Generalize { width },
+        }]
+    }
+
+    /// Generalization widths nest: a grant's is a multiple of its offer's,
+    /// and two offers' on one dataset divide one another, so whatever
+    /// grants one consumer holds, no bucket is finer than an offer allows.
+    #[test]
+    fn generalization_widths_nest() {
+        let offer = Terms {
+            masks: generalized(10),
+            ..offer()
+        };
+        for (width, ok) in [(10, true), (20, true), (30, true), (15, false), (5, false), (25, false)] {
+            let g = Terms {
+                masks: generalized(width),
+                ..grant()
+            };
+            let got = g.within(&offer).map_err(|e| e.code());
+            assert_eq!(got.is_ok(), ok, "width {width}: {got:?}");
+            if !ok {
+                assert_eq!(got, Err("policy.wider_than_offer"));
+            }
+        }
+        let other = |w| Terms {
+            masks: generalized(w),
+            ..offer.clone()
+        };
+        assert_eq!(offer.nests_with(&other(10)), Ok(()));
+        assert_eq!(offer.nests_with(&other(40)), Ok(()));
+        assert_eq!(offer.nests_with(&other(5)), Ok(()));
+        assert_eq!(
+            offer.nests_with(&other(15)).map_err(|e| e.code()),
+            Err("policy.bad_mask")
+        );
+        assert_eq!(
+            other(15).nests_with(&offer).map_err(|e| e.code()),
+            Err("policy.bad_mask")
+        );
+        let unmasked = Terms {
+            masks: vec![],
+            ..offer.clone()
+        };
+        assert_eq!(offer.nests_with(&unmasked), Ok(()));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use liutong_policies::query::{PolicySession, QueryLimits};
-use liutong_policies::{Action, ColumnMask, Terms};
+use liutong_policies::{Action, Author, ColumnMask, RowFilters, Terms};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,32 +90,48 @@ fn fixture() -> (Arc<Schema>, RecordBatch) {
     (schema, batch)
 }
 
-#[derive(Deserialize, Default)]
+/// A case's terms: the query terms of a grant whose offer has the same
+/// columns, masks, group size and row cap; `row_filter` is the provider's
+/// (the offer's), `consumer_filter` the consumer's own addition.
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-struct QueryTerms {
+struct CaseTerms {
     columns: Option<Vec<String>>,
     row_filter: Option<String>,
+    consumer_filter: Option<String>,
     #[serde(default)]
     masks: Vec<ColumnMask>,
     min_group_size: Option<u32>,
     row_cap: Option<u64>,
 }
 
-impl QueryTerms {
-    fn terms(self) -> Terms {
+impl CaseTerms {
+    fn terms(&self, row_filter: Option<String>) -> Terms {
         Terms {
             purposes: vec!["research".into()],
             not_before: 0,
             not_after: Some(i64::MAX as u64),
             max_uses: Some(10),
             actions: vec![Action::Query],
-            columns: self.columns,
-            row_filter: self.row_filter,
-            masks: self.masks,
+            columns: self.columns.clone(),
+            row_filter,
+            masks: self.masks.clone(),
             min_group_size: self.min_group_size,
             row_cap: self.row_cap,
             transferable: false,
         }
+    }
+
+    /// The grant's query terms, or the refusal of its consumer filter.
+    fn query_terms(&self, schema: &Schema) -> Result<liutong_policies::QueryTerms, (String, String)> {
+        let offer = self.terms(self.row_filter.clone());
+        let grant = self.terms(self.consumer_filter.clone());
+        offer
+            .validate(Some(schema), &["research".to_string()])
+            .map_err(|e| (e.code().to_string(), e.to_string()))?;
+        let filters = RowFilters::of_grant(&offer, &grant, Author::Consumer, schema)
+            .map_err(|e| (e.code().to_string(), e.to_string()))?;
+        Ok(liutong_policies::QueryTerms::of(&grant, filters))
     }
 }
 
@@ -218,25 +234,61 @@ struct Outcome {
     rows: Vec<String>,
 }
 
-/// The fixture table as `shipments` under `terms` (JSON query terms, or
-/// empty for none).
-fn session(terms: &str, title: &str) -> PolicySession {
-    let (schema, batch) = fixture();
-    let terms: QueryTerms = if terms.is_empty() {
-        QueryTerms::default()
+/// The fixture table as `shipments` under `terms` (JSON case terms, or
+/// empty for none); a consumer filter the terms refuse is an error.
+fn session(terms: &str, title: &str) -> Result<PolicySession, (String, String)> {
+    session_over(terms, title, fixture())
+}
+
+fn session_over(
+    terms: &str,
+    title: &str,
+    (schema, batch): (Arc<Schema>, RecordBatch),
+) -> Result<PolicySession, (String, String)> {
+    let terms: CaseTerms = if terms.is_empty() {
+        CaseTerms::default()
     } else {
         serde_json::from_str(terms).unwrap_or_else(|e| panic!("case {title:?}: terms: {e}"))
     };
-    let terms = terms.terms();
-    terms
-        .validate(Some(&schema), &["research".to_string()])
-        .unwrap_or_else(|e| panic!("case {title:?}: the terms are not valid: {e}"));
+    let terms = terms.query_terms(&schema)?;
     let table = Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("memtable"));
-    PolicySession::new("shipments", table, &terms, SALT, QueryLimits::default()).expect("session")
+    Ok(PolicySession::new("shipments", table, &terms, SALT, QueryLimits::default()).expect("session"))
+}
+
+/// The fixture's text values (and any 32 hex digits in a row, a hash):
+/// no message of a failed run may carry one.
+fn data_in(message: &str) -> Option<String> {
+    let (_, batch) = fixture();
+    for column in batch.columns() {
+        if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
+            for v in strings.iter().flatten() {
+                if v.len() >= 3 && message.contains(v) {
+                    return Some(v.to_string());
+                }
+            }
+        }
+    }
+    let mut run = 0;
+    for c in message.chars() {
+        run = if c.is_ascii_hexdigit() { run + 1 } else { 0 };
+        if run >= 32 {
+            return Some("a hex digest".into());
+        }
+    }
+    None
 }
 
 async fn run(case: &Case) -> Outcome {
-    let session = session(&case.terms, &case.title);
+    let session = match session(&case.terms, &case.title) {
+        Ok(s) => s,
+        Err((code, message)) => {
+            return Outcome {
+                refused: Some((code, message)),
+                plan: vec![],
+                rows: vec![],
+            }
+        }
+    };
     let planned = match session.plan(&case.sql).await {
         Ok(p) => p,
         Err(r) => {
@@ -265,11 +317,14 @@ async fn run(case: &Case) -> Outcome {
             plan,
             rows: render(&batches),
         },
-        Err(e) => Outcome {
-            refused: Some(("query.failed".into(), e.to_string())),
-            plan,
-            rows: vec![],
-        },
+        Err(e) => {
+            let r = liutong_policies::query::run_failure(&e);
+            Outcome {
+                refused: Some((r.code.to_string(), r.message)),
+                plan,
+                rows: vec![],
+            }
+        }
     }
 }
 
@@ -301,6 +356,12 @@ async fn query_rules_as_a_table() {
             count += 1;
             let at = format!("{}:{} {:?}", path.display(), case.line, case.title);
             let got = run(case).await;
+            if let Some((code, message)) = &got.refused {
+                if let Some(value) = data_in(message).filter(|_| code == "query.failed" || code == "query.memory_limit")
+                {
+                    failures.push(format!("{at}: the {code} message carries {value}: {message}"));
+                }
+            }
             match (&case.refused, &got.refused) {
                 (Some(want), Some((code, message))) if want == code => {
                     if let Some(part) = &case.message {
@@ -407,9 +468,12 @@ fn rewrite_plans(text: &str, blessed: &[(usize, Vec<String>)]) -> String {
 /// The outcome of `sql` under `terms`: the number of rows, or the
 /// refusal's code and message.
 async fn outcome(terms: &str, sql: &str) -> Result<usize, (String, String)> {
-    let session = session(terms, "generated");
+    let session = session(terms, "generated")?;
     let planned = session.plan(sql).await.map_err(|r| (r.code.to_string(), r.message))?;
-    let failed = |e: datafusion::error::DataFusionError| ("query.failed".to_string(), e.to_string());
+    let failed = |e: datafusion::error::DataFusionError| {
+        let r = liutong_policies::query::run_failure(&e);
+        (r.code.to_string(), r.message)
+    };
     let df = session
         .context()
         .execute_logical_plan(planned.plan)
@@ -637,7 +701,8 @@ async fn the_salt_stays_out_of_the_plan() {
     let session = session(
         r#"{"masks": [{"column": "consignee", "mask": {"kind": "hash"}}]}"#,
         "salt",
-    );
+    )
+    .expect("session");
     let planned = session.plan("SELECT consignee FROM shipments").await.expect("planned");
     let salt_debug = format!("{:?}", SALT.to_vec());
     let salt_hex = hex::encode(SALT);

@@ -736,6 +736,7 @@ pub fn verify(file: &[u8], genesis: &Genesis) -> Result<VerifiedBundle> {
             }
         };
         let outcome = match &b.receipt {
+            None if b.query.as_ref().is_some_and(|q| q.failure.is_some()) => "failed",
             None => "unacknowledged",
             Some(rc) if rc.receipt.verdict == Verdict::Verified => "acknowledged",
             Some(_) => "disputed",

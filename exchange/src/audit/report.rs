@@ -76,6 +76,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .o-acknowledged{color:#1a7f37;font-weight:600}
 .o-disputed{color:#c62828;font-weight:600}
 .o-unacknowledged{color:#6b6b6b}
+.o-failed{color:#9a6700}
 .private{color:#555;font-style:italic}
 .code{color:#666;font-size:.8em;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .note{background:#fff6e0;border-left:4px solid #e0a800;padding:.5rem 1rem}
@@ -269,7 +270,7 @@ pub fn html(r: &ReportInput<'_>) -> String {
 fn summary(o: &mut String, r: &ReportInput<'_>, consumers: &[Consumer]) {
     let entries = r.entries;
     let mut actions: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut outcomes = [0u64; 3];
+    let mut outcomes = [0u64; 4];
     let (mut bytes, mut rows, mut queries, mut private) = (0u64, 0u64, 0u64, 0u64);
     for e in entries {
         *actions.entry(e.action.as_str()).or_insert(0) += 1;
@@ -277,6 +278,7 @@ fn summary(o: &mut String, r: &ReportInput<'_>, consumers: &[Consumer]) {
             AccessOutcome::Acknowledged => 0,
             AccessOutcome::Disputed => 1,
             AccessOutcome::Unacknowledged => 2,
+            AccessOutcome::Failed => 3,
         };
         outcomes[i] += 1;
         bytes = bytes.saturating_add(e.bytes);
@@ -337,10 +339,12 @@ fn summary(o: &mut String, r: &ReportInput<'_>, consumers: &[Consumer]) {
     let _ = writeln!(
         o,
         "<dt>Outcomes</dt><dd><span class=\"o-acknowledged\">{} acknowledged</span> · \
-         <span class=\"o-disputed\">{} disputed</span> · <span class=\"o-unacknowledged\">{} unacknowledged</span></dd>",
+         <span class=\"o-disputed\">{} disputed</span> · <span class=\"o-unacknowledged\">{} unacknowledged</span> · \
+         <span class=\"o-failed\">{} failed</span></dd>",
         group(outcomes[0]),
         group(outcomes[1]),
-        group(outcomes[2])
+        group(outcomes[2]),
+        group(outcomes[3])
     );
     let _ = writeln!(o, "<dt>Private uses</dt><dd>{}</dd>", group(private));
     let first = entries.iter().min_by_key(|e| e.logged_at);
@@ -381,6 +385,8 @@ exactly the data committed on the ledger (for a query, exactly the result the pr
 <li><span class=\"o-disputed\">disputed</span>: the consumer signed that what it received did not match.</li>\n\
 <li><span class=\"o-unacknowledged\">unacknowledged</span>: no receipt came back; the entry rests on the \
 provider's word alone.</li>\n\
+<li><span class=\"o-failed\">failed</span>: a query that ran and failed (an error, the time or memory limit, a \
+result too large). Nothing was sent, and it counted as a use all the same.</li>\n\
 <li><span class=\"private\">private</span>: a zero-knowledge use. The ledger holds a proof that some valid \
 grant was used, without naming the grant or the consumer; the consumer is revealed only to the auditors who \
 open it.</li>\n</ul>\n\
@@ -609,6 +615,7 @@ fn row(o: &mut String, r: &ReportInput<'_>, e: &AccessRecord) {
         AccessOutcome::Acknowledged => "✓",
         AccessOutcome::Disputed => "✗",
         AccessOutcome::Unacknowledged => "–",
+        AccessOutcome::Failed => "!",
     };
     let reason = e
         .receipt
@@ -963,6 +970,7 @@ mod tests {
             query: Digest([9; 32]),
             rows: 42,
             enforced: vec![],
+            failure: None,
         });
         let (names, datasets) = (names(), datasets());
         let html = html(&input(&entries, &names, &datasets));
@@ -1043,6 +1051,7 @@ mod tests {
             query: Digest([7; 32]),
             rows: 12,
             enforced: vec!["columns: a, b".to_string()],
+            failure: None,
         });
         let private = entry(2, DAY0 + 2000, None);
         let entries = vec![public, private];

@@ -501,7 +501,12 @@ impl LedgerTables {
         })
         .await
         .map_err(|e| Error::Io(format!("planning the query: {e}")))??;
-        crate::serve::query::run_to_ipc(session.context(), plan, max_result_bytes).await
+        crate::serve::query::run_to_ipc(session.context(), plan, max_result_bytes)
+            .await
+            .map_err(|f| {
+                tracing::warn!(code = f.refusal.code, detail = %f.detail, "an audit query failed while it ran");
+                f.refusal.into()
+            })
     }
 }
 

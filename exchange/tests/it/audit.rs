@@ -258,9 +258,13 @@ async fn auditors_trace_query_bundle_and_report_every_use() {
         ("   ", "query.empty"),
         (
             "SELECT repeat(legal_name, 1000000000) FROM parties",
-            "query.not_allowed",
+            "query.unknown_function",
         ),
-        ("SELECT lpad(name, 2000000000) FROM datasets", "query.not_allowed"),
+        ("SELECT lpad(name, 2000000000) FROM datasets", "query.unknown_function"),
+        (
+            "SELECT replace(replace(legal_name, 'a', 'aaaaaaaa'), 'a', 'aaaaaaaa') FROM parties",
+            "query.value_too_large",
+        ),
     ] {
         let (ok, j) = audit(&w.consumer, &node, &["sql", sql, "--json"]).await;
         assert!(!ok, "{sql}: {j}");

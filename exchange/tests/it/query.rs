@@ -173,6 +173,26 @@ impl World {
         self.run(&self.consumer, &args)
     }
 
+    /// Asserts that each query is refused under `grant` with its code.
+    fn refused(&self, dataset: &str, grant: &str, cases: &[(&str, &str)]) {
+        for (sql, code) in cases {
+            let (ok, j) = self.query(dataset, grant, sql, &[]);
+            assert!(!ok, "{sql}: {j}");
+            assert_eq!(j["error"]["code"], *code, "{sql}: {j}");
+        }
+    }
+
+    /// The access-log entries of a grant, oldest first.
+    async fn entries(&self, grant: &str) -> Vec<serde_json::Value> {
+        let page: serde_json::Value = self
+            .net
+            .client
+            .get(&format!("/v1/access-log?grant={grant}"))
+            .await
+            .expect("access log");
+        page["entries"].as_array().cloned().unwrap_or_default()
+    }
+
     async fn uses(&self, grant: &str) -> u64 {
         self.net
             .client
@@ -353,20 +373,20 @@ async fn terms_are_enforced_and_refusals_cost_no_use() {
     assert_eq!(w.uses(&grant).await, 1);
 
     // Refusals, each with its code and reason, none counting a use.
-    for (sql, code) in [
-        (
-            "SELECT consignee, count(*) FROM shipments GROUP BY consignee",
-            "query.forbidden_column",
-        ),
-        ("SELECT port, teu FROM shipments", "query.not_aggregated"),
-        ("DROP TABLE shipments", "query.not_select"),
-        ("SELECT 1; SELECT 2", "query.multiple_statements"),
-        ("SELECT count(*) FROM other_table", "query.unknown_table"),
-    ] {
-        let (ok, j) = w.query(&dataset, &grant, sql, &[]);
-        assert!(!ok, "{sql}: {j}");
-        assert_eq!(j["error"]["code"], code, "{sql}: {j}");
-    }
+    w.refused(
+        &dataset,
+        &grant,
+        &[
+            (
+                "SELECT consignee, count(*) FROM shipments GROUP BY consignee",
+                "query.forbidden_column",
+            ),
+            ("SELECT port, teu FROM shipments", "query.not_aggregated"),
+            ("DROP TABLE shipments", "query.not_select"),
+            ("SELECT 1; SELECT 2", "query.multiple_statements"),
+            ("SELECT count(*) FROM other_table", "query.unknown_table"),
+        ],
+    );
     let (ok, j) = w.query(
         &dataset,
         &grant,
@@ -440,7 +460,26 @@ async fn runaway_queries_hit_the_nodes_time_and_memory_limits() {
     );
     assert!(!ok, "{j}");
     assert!(j["error"]["code"] == "query.memory_limit", "{j}");
-    assert_eq!(w.uses(&grant).await, 0, "a query that did not finish costs no use");
+    // Both ran on the provider's data: each is a use, in the access log
+    // with its outcome, and neither message carries a value.
+    assert_eq!(
+        w.uses(&grant).await,
+        2,
+        "a query that ran is a use, whatever its outcome"
+    );
+    let page: serde_json::Value = w
+        .net
+        .client
+        .get(&format!("/v1/access-log?grant={grant}"))
+        .await
+        .expect("access log");
+    let entries = page["entries"].as_array().expect("entries");
+    let failures: Vec<&str> = entries.iter().filter_map(|e| e["query"]["failure"].as_str()).collect();
+    assert_eq!(failures, vec!["query.timeout", "query.memory_limit"], "{page}");
+    assert!(
+        entries.iter().all(|e| e["outcome"] == "failed" && e["bytes"] == 0),
+        "{page}"
+    );
     // The node still answers.
     let (ok, j) = w.query(&dataset, &grant, "SELECT count(*) AS n FROM shipments", &[]);
     assert!(ok, "{j}");
@@ -606,4 +645,111 @@ async fn private_queries_run_under_the_grants_terms() {
     assert!(ok, "{j}");
     assert_eq!(j["use_index"], 1, "{j}");
     assert_eq!(j["grant"], grant.as_str());
+}
+
+/// Invariants 1-4 of the policy holes, end to end over HTTP: an error
+/// carries no data value (hidden, masked, or of the view); a query that
+/// ran is a use, in the access log with its outcome; refusals decided
+/// before the run are free; a consumer's row filter may not name a
+/// column the grant hides, nor reach past the offer's filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_queries_leak_nothing_and_count_as_uses() {
+    let w = world().await;
+    let files = write_files(&w.dir);
+    let dataset = w.register("shipments", &[files[0].1.to_str().expect("utf-8")]);
+    let grant = w
+        .grant(
+            &dataset,
+            1,
+            serde_json::json!({
+                "columns": ["consignee", "port"], "row_filter": "teu > 10",
+                "masks": [{"column": "consignee", "mask": {"kind": "truncate", "keep": 2}}]
+            }),
+        )
+        .await;
+    let values: Vec<String> = ROWS
+        .iter()
+        .flat_map(|(p, c, t)| [p.to_string(), c.to_string(), c[..2].to_string(), t.to_string()])
+        .collect();
+    for sql in [
+        "SELECT CAST(consignee AS INT) FROM shipments",
+        "SELECT CAST(port AS INT) FROM shipments",
+        "SELECT CAST(string_agg(port, ',') AS INT) FROM shipments",
+    ] {
+        let (ok, j) = w.query(&dataset, &grant, sql, &[]);
+        assert!(!ok, "{sql}: {j}");
+        assert_eq!(j["error"]["code"], "query.failed", "{sql}: {j}");
+        let message = j["error"]["message"].as_str().expect("message");
+        for v in values.iter().filter(|v| v.len() >= 2 && v.parse::<i64>().is_err()) {
+            assert!(
+                !message.contains(v.as_str()),
+                "{sql}: the error carries {v:?}: {message}"
+            );
+        }
+    }
+    assert_eq!(w.uses(&grant).await, 3, "each query ran: each is a use");
+    // Refused before running: free.
+    w.refused(
+        &dataset,
+        &grant,
+        &[
+            ("SELECT teu FROM shipments", "query.forbidden_column"),
+            ("SELECT input_file_name() FROM shipments", "query.unknown_function"),
+            ("DELETE FROM shipments", "query.not_select"),
+        ],
+    );
+    assert_eq!(w.uses(&grant).await, 3, "refusals before the run cost nothing");
+    let outcomes: Vec<String> = w
+        .entries(&grant)
+        .await
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(outcomes, vec!["failed"; 3]);
+    // A consumer's own row filter on the hidden teu: refused by the ledger,
+    // the `OR true` trick included; on a visible column it only narrows.
+    let now = now_ms();
+    let request = |filter: &str| {
+        let terms = serde_json::json!({
+            "purposes": ["trade-finance"], "not_before": now - 1_000, "not_after": now + 86_400_000u64,
+            "max_uses": 1, "actions": ["query"], "columns": ["consignee", "port"], "row_filter": filter,
+            "masks": [{"column": "consignee", "mask": {"kind": "truncate", "keep": 2}}],
+            "min_group_size": null, "row_cap": null, "transferable": false
+        });
+        let path = w.dir.join("consumer-filter.json");
+        std::fs::write(&path, terms.to_string()).expect("terms");
+        w.run(
+            &w.consumer,
+            &[
+                "grant",
+                "request",
+                &dataset,
+                "--offer",
+                "1",
+                "--terms",
+                path.to_str().expect("utf-8"),
+            ],
+        )
+    };
+    for filter in ["teu >= 50", "(teu > 10) AND false OR true"] {
+        let (ok, j) = request(filter);
+        assert!(!ok, "{filter}: {j}");
+        assert_eq!(j["error"]["code"], "policy.hidden_column", "{filter}: {j}");
+    }
+    let (ok, j) = request("port = 'Ningbo' OR true");
+    assert!(ok, "{j}");
+    assert_eq!(
+        j["grant"]["filters"]["provider"],
+        serde_json::json!(["teu > 10"]),
+        "{j}"
+    );
+    let narrow = j["grant"]["id"].as_str().expect("id").to_string();
+    w.synced().await;
+    let (ok, j) = w.query(&dataset, &narrow, "SELECT count(*) AS n FROM shipments", &[]);
+    assert!(ok, "{j}");
+    assert_eq!(
+        rows(&j),
+        vec![serde_json::json!({"n": 7})],
+        "the offer's filter still holds: {j}"
+    );
 }
